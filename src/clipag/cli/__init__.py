@@ -1,0 +1,1 @@
+"""The `clipag` command: thin argument parsing over the library's functions."""

@@ -1,0 +1,38 @@
+"""`clipag gmm fit DATASET --out FILE`: fit the per-class GMM that generation starts from."""
+from __future__ import annotations
+
+import argparse
+
+from ..gmm import fit_gmm
+from .args import positive_int
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("gmm", help="per-class Gaussian mixtures for --init gmm")
+    p.set_defaults(run=lambda args: _usage(p))
+    actions = p.add_subparsers(dest="action", metavar="ACTION")
+    fit = actions.add_parser("fit", help="fit one Gaussian per class on an image folder",
+                             description="Fit one Gaussian per class on images downsampled to SIZE x SIZE, "
+                                         "from an ImageFolder-style tree (DATASET/CLASS/*.png).")
+    fit.add_argument("dataset", metavar="DATASET", help="folder with one sub-folder of images per class")
+    fit.add_argument("--out", required=True, help="where to write the GMM (.safetensors)")
+    fit.add_argument("--size", type=positive_int, default=16, help="side of the downsampled images (default 16)")
+    fit.add_argument("--rank", type=positive_int, default=None,
+                     help="store covariances as rank-R plus diagonal (default: full covariance)")
+    fit.add_argument("--max-per-class", type=positive_int, default=None, help="use at most N images per class")
+    fit.add_argument("--quiet", action="store_true", help="no progress bar")
+    fit.set_defaults(run=run_fit)
+
+
+def run_fit(args: argparse.Namespace) -> int:
+    gmm, skipped = fit_gmm(args.dataset, args.out, size=args.size, rank=args.rank,
+                           max_per_class=args.max_per_class, progress=not args.quiet)
+    print(f"{args.out}: {len(gmm.classes)} classes, {int(gmm.counts.sum())} images at "
+          f"{gmm.size}x{gmm.size}, {gmm.covariance} covariance"
+          + (f", {skipped} unreadable files skipped" if skipped else ""))
+    return 0
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2

@@ -1,0 +1,54 @@
+"""`clipag` entry point: builds the parser from each command module and turns errors into one line."""
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+
+from ..errors import ClipagError
+from . import generate, gmm, models
+
+COMMANDS = (generate, models, gmm)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: the problem and where to read more, exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="clipag", description="CLIP models with Perceptually Aligned Gradients: "
+                    "generate images with no generator, list and load models.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for command in COMMANDS:
+        command.add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help(sys.stderr)
+        return 2
+    warnings.formatwarning = lambda message, category, *rest: f"clipag: warning: {message}\n"
+    try:
+        return args.run(args) or 0
+    except ClipagError as err:
+        print(f"clipag: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("clipag: interrupted; files already written are complete", file=sys.stderr)
+        return 130
+
+
+def _version() -> str:
+    from importlib.metadata import version
+    return version("clipag")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

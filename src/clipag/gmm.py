@@ -1,0 +1,187 @@
+"""Per-class Gaussian mixture over tiny images: the starting point of generator-free generation.
+
+One Gaussian per class is fit on images downsampled to `size` x `size` (16 by default) and flattened
+to D = 3 * size * size values in [0,1]. Covariances are stored in full, or as low-rank plus diagonal
+(`rank`) where full ones are too large to ship; the file says which. Files are safetensors with JSON
+metadata, so loading never unpickles anything.
+
+Written here rather than taken from scikit-learn: its GaussianMixture fits by EM with unknown labels,
+whereas this is a closed-form per-class fit with labels known, plus a compact file format.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
+
+from .errors import ClipagError
+from .io import atomic_path, read_rgb
+
+FORMAT = "clipag-gmm"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+
+@dataclass
+class ClassGMM:
+    """means (C, D); full cov (C, D, D) or factors (C, D, R) + diag (C, D); images are (3, size, size)."""
+    classes: list[str]
+    size: int
+    means: torch.Tensor
+    cov: Optional[torch.Tensor] = None
+    factors: Optional[torch.Tensor] = None
+    diag: Optional[torch.Tensor] = None
+    counts: Optional[torch.Tensor] = None
+
+    @property
+    def covariance(self) -> str:
+        return "full" if self.cov is not None else "lowrank"
+
+    @property
+    def dim(self) -> int:
+        return 3 * self.size * self.size
+
+    # ------------------------------------------------------------ fitting
+
+    @classmethod
+    def fit(cls, data: torch.Tensor, labels: torch.Tensor, classes: list[str], size: int,
+            rank: Optional[int] = None) -> "ClassGMM":
+        """Fit one Gaussian per class to data (N, D) in [0,1]; empirical (unbiased) covariances."""
+        means, covs, factors, diags, counts = [], [], [], [], []
+        for c in range(len(classes)):
+            x = data[labels == c].double()  # (n, D)
+            if len(x) == 0:
+                raise ClipagError(f"class {classes[c]!r} has no readable images; remove it or add images")
+            mean = x.mean(0)
+            centred = x - mean
+            cov = centred.T @ centred / max(len(x) - 1, 1)  # (D, D)
+            means.append(mean)
+            counts.append(len(x))
+            if rank is None:
+                covs.append(cov)
+            else:
+                factor, diag = _low_rank_plus_diag(cov, rank)
+                factors.append(factor)
+                diags.append(diag)
+        stack = lambda ts: torch.stack(ts).float() if ts else None
+        return cls(list(classes), size, stack(means), cov=stack(covs), factors=stack(factors),
+                   diag=stack(diags), counts=torch.tensor(counts))
+
+    # ------------------------------------------------------------ sampling
+
+    def sample(self, per_class: int, generator: Optional[torch.Generator] = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Draw `per_class` images from every class -> images (C*M, 3, s, s) in [0,1], class ids (C*M,)."""
+        C, D = self.means.shape
+        if self.cov is not None:
+            eigvals, eigvecs = torch.linalg.eigh(self.cov.double())  # PSD even when n < D
+            scale = (eigvecs * eigvals.clamp_min(0).sqrt().unsqueeze(1)).float()  # (C, D, D)
+            z = torch.randn(C, D, per_class, generator=generator)
+            noise = scale @ z  # (C, D, M)
+        else:
+            R = self.factors.shape[-1]
+            z_low = torch.randn(C, R, per_class, generator=generator)
+            z_diag = torch.randn(C, D, per_class, generator=generator)
+            noise = self.factors @ z_low + self.diag.clamp_min(0).sqrt().unsqueeze(-1) * z_diag
+        samples = (self.means.unsqueeze(-1) + noise).permute(0, 2, 1).reshape(C * per_class, D)
+        images = samples.clamp(0, 1).view(-1, 3, self.size, self.size)
+        class_ids = torch.arange(C).repeat_interleave(per_class)
+        return images, class_ids
+
+    # ------------------------------------------------------------ files
+
+    def save(self, path: str | os.PathLike) -> None:
+        from safetensors.torch import save_file
+        tensors = {"means": self.means, "counts": self.counts}
+        if self.cov is not None:
+            tensors["cov"] = self.cov
+        else:
+            tensors.update(factors=self.factors, diag=self.diag)
+        metadata = {"format": FORMAT, "version": "1", "covariance": self.covariance,
+                    "rank": str(self.factors.shape[-1] if self.factors is not None else self.dim),
+                    "size": str(self.size), "classes": json.dumps(self.classes)}
+        with atomic_path(path) as tmp:
+            save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "ClassGMM":
+        from safetensors import SafetensorError, safe_open
+        path = Path(path)
+        if not path.is_file():
+            raise ClipagError(f"GMM file not found: {path}; make one with `clipag gmm fit DATASET --out {path}`")
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                metadata = f.metadata() or {}
+                tensors = {k: f.get_tensor(k).float() for k in f.keys()}
+        except (SafetensorError, OSError) as err:
+            raise ClipagError(f"cannot read GMM file {path} ({err}); make one with `clipag gmm fit`") from None
+        if metadata.get("format") != FORMAT:
+            raise ClipagError(f"{path} is not a clipag GMM file; make one with `clipag gmm fit`")
+        return cls(json.loads(metadata["classes"]), int(metadata["size"]), tensors["means"],
+                   cov=tensors.get("cov"), factors=tensors.get("factors"), diag=tensors.get("diag"),
+                   counts=tensors.get("counts"))
+
+
+def _low_rank_plus_diag(cov: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """cov ~ F F^T + diag(d): F from the top `rank` eigenpairs, d keeps the diagonal exact."""
+    eigvals, eigvecs = torch.linalg.eigh(cov)  # ascending
+    top_vals, top_vecs = eigvals[-rank:].clamp_min(0), eigvecs[:, -rank:]
+    factor = top_vecs * top_vals.sqrt()  # (D, R)
+    diag = (cov.diagonal() - (factor ** 2).sum(1)).clamp_min(0)  # (D,)
+    return factor, diag
+
+
+# ---------------------------------------------------------------- datasets
+
+def load_image_folder(root: str | os.PathLike, size: int, max_per_class: Optional[int] = None,
+                      progress: bool = True) -> tuple[torch.Tensor, torch.Tensor, list[str], int]:
+    """An ImageFolder-style tree (root/CLASS/*.png) -> (N, 3*size*size) in [0,1], labels, classes, skipped.
+
+    Transparent images are composited on white; unreadable files are skipped and counted.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise ClipagError(f"dataset folder not found: {root}; give a folder with one sub-folder per class")
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir())
+    files = [(c, p) for c, name in enumerate(classes) for p in _class_files(root / name, max_per_class)]
+    if not files:
+        raise ClipagError(f"no images found under {root}; expected {root}/CLASS_NAME/IMAGE.png")
+    rows, labels, skipped = [], [], 0
+    for label, path in tqdm(files, desc="reading images", unit="img", disable=not progress):
+        try:
+            rows.append(_read_small(path, size))
+            labels.append(label)
+        except (UnidentifiedImageError, OSError, ValueError):
+            skipped += 1
+    if not rows:
+        raise ClipagError(f"none of the {len(files)} images under {root} could be read")
+    return torch.from_numpy(np.stack(rows)), torch.tensor(labels), classes, skipped
+
+
+def _class_files(folder: Path, limit: Optional[int]) -> list[Path]:
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    return files[:limit] if limit else files
+
+
+def _read_small(path: Path, size: int) -> np.ndarray:
+    rgb = read_rgb(path).resize((size, size), Image.Resampling.BOX)
+    return (np.asarray(rgb, dtype=np.float32) / 255.0).transpose(2, 0, 1).reshape(-1)  # (3*s*s,)
+
+
+def fit_gmm(dataset: str | os.PathLike, out: str | os.PathLike, size: int = 16, rank: Optional[int] = None,
+            max_per_class: Optional[int] = None, progress: bool = True) -> tuple[ClassGMM, int]:
+    """Fit a per-class GMM on an image folder, save it to `out`; returns it and the count of skipped files."""
+    if size < 2 or size > 64:
+        raise ClipagError(f"GMM image size {size} is not supported; use 2 to 64 (default 16)")
+    dim = 3 * size * size
+    if rank is not None and not 1 <= rank <= dim:
+        raise ClipagError(f"rank {rank} must be between 1 and {dim} (3*size*size), or omitted for full")
+    data, labels, classes, skipped = load_image_folder(dataset, size, max_per_class, progress)
+    gmm = ClassGMM.fit(data, labels, classes, size, rank)
+    gmm.save(out)
+    return gmm, skipped

@@ -1,0 +1,300 @@
+"""Model references -> OpenCLIP models, offline-first.
+
+A reference (`--model`) is one of:
+  NAME                   a registered name (`clipag models` lists them)
+  ARCH:TAG               an OpenCLIP architecture and pretrained tag (`ViT-B-32:laion2b_s34b_b79k`)
+  ARCH:/path/to/file     an architecture and a local checkpoint (.pt/.pth/.bin/.safetensors)
+  ARCH:random            an architecture with random weights (tests, benchmarks, smoke runs)
+  hf-hub:ORG/REPO        OpenCLIP's Hugging Face Hub reference
+  local-dir:/path        OpenCLIP's local folder reference (open_clip_config.json + weights)
+
+Weights are looked for on disk first. When they are missing and the hub cannot be reached, a
+ClipagError names the file and how to get it, within seconds; OpenCLIP's own retry loop never runs.
+Checkpoints load through safetensors or `torch.load(weights_only=True)`, never a full unpickle.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import pickle
+import socket
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import open_clip
+import torch
+
+from .errors import ClipagError
+from .registry import ModelSpec, get_spec, list_models, spec_file
+
+_CONFIG_DIR = Path(__file__).parent / "model_configs"
+open_clip.add_model_config(_CONFIG_DIR)
+
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors")
+_HF_WEIGHT_NAMES = ("open_clip_model.safetensors", "open_clip_pytorch_model.safetensors",
+                    "open_clip_pytorch_model.bin")
+
+
+@dataclass
+class LoadedModel:
+    """An OpenCLIP model on the CPU in fp32, with what a guide needs to use it."""
+    model: torch.nn.Module
+    tokenizer: Any
+    reference: str
+    arch: str
+    source: str  # the file or tag the weights came from, or "random"
+    preprocess_cfg: dict = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- public entry point
+
+def load_model(reference: str) -> LoadedModel:
+    """Resolve a model reference and build the OpenCLIP model (eval mode, CPU, fp32)."""
+    reference = reference.strip()
+    if not reference:
+        raise ClipagError("empty model reference; pass --model NAME or ARCH:TAG or ARCH:/path/to/file")
+    spec = get_spec(reference)
+    if spec is not None:
+        loaded = _load_spec(spec)
+    elif reference.startswith("hf-hub:"):
+        loaded = _load_hf_hub(reference[len("hf-hub:"):])
+    elif reference.startswith("local-dir:"):
+        loaded = _load_local_dir(Path(reference[len("local-dir:"):]).expanduser())
+    else:
+        arch, _, source = reference.partition(":")
+        loaded = _load_arch(arch, source)
+    loaded.reference = reference
+    loaded.model.eval()
+    return loaded
+
+
+def describe_availability(spec: ModelSpec) -> tuple[bool, str]:
+    """(available on this machine?, where the weights are or how to get them)."""
+    if spec.filename:
+        path = spec_file(spec)
+        if path.is_file():
+            return True, str(path)
+        return False, f"download {spec.url} to {path}"
+    path = cached_pretrained_file(spec.arch, spec.pretrained)
+    if path:
+        return True, str(path)
+    return False, f"downloaded by OpenCLIP on first use ({spec.arch}:{spec.pretrained})"
+
+
+# ---------------------------------------------------------------- by kind of reference
+
+def _load_spec(spec: ModelSpec) -> LoadedModel:
+    if spec.pretrained:
+        return _load_tag(spec.arch, spec.pretrained)
+    path = spec_file(spec)
+    if not path.is_file():
+        raise ClipagError(
+            f"weights of {spec.name} not found: {path} is missing; download {spec.url} "
+            f"there, or pass --model {spec.arch}:/path/to/{spec.filename}")
+    return _load_file(spec.arch, path)
+
+
+def _load_arch(arch: str, source: str) -> LoadedModel:
+    if arch not in open_clip.list_models():
+        raise ClipagError(
+            f"unknown model {arch!r}; use a name from `clipag models`, or an OpenCLIP architecture "
+            f"such as ViT-B-32 followed by :TAG, :/path/to/checkpoint or :random")
+    if not source:
+        tags = ", ".join(open_clip.list_pretrained_tags_by_model(arch)[:5]) or "none"
+        raise ClipagError(
+            f"{arch!r} needs weights: use {arch}:TAG (tags: {tags}), {arch}:/path/to/checkpoint "
+            f"or {arch}:random")
+    if source == "random":
+        warnings.warn(f"{arch}:random has random weights: its outputs show an untrained model, "
+                      f"not a result", stacklevel=3)
+        return _build(arch, source="random")
+    if open_clip.get_pretrained_cfg(arch, source):
+        return _load_tag(arch, source)
+    path = Path(source).expanduser()
+    if path.suffix.lower() in CHECKPOINT_SUFFIXES or path.exists():
+        return _load_file(arch, path)
+    tags = ", ".join(open_clip.list_pretrained_tags_by_model(arch)) or "none"
+    raise ClipagError(f"{source!r} is neither a pretrained tag of {arch} ({tags}) nor a checkpoint file")
+
+
+def _load_tag(arch: str, tag: str) -> LoadedModel:
+    cfg = open_clip.get_pretrained_cfg(arch, tag)
+    cached = cached_pretrained_file(arch, tag)
+    if cached is None:
+        _require_hub(f"weights for {arch}:{tag} ({cfg.get('hf_hub') or cfg.get('url')})", arch)
+        model = open_clip.create_model(arch, pretrained=tag)
+        return LoadedModel(model, open_clip.get_tokenizer(arch), "", arch, f"{arch}:{tag}",
+                           _preprocess_cfg(model))
+    preprocess = {k: cfg[k] for k in ("mean", "std", "interpolation", "resize_mode") if k in cfg}
+    loaded = _load_file(arch, Path(cached), quick_gelu=cfg.get("quick_gelu", False))
+    open_clip.set_model_preprocess_cfg(loaded.model, {**loaded.preprocess_cfg, **preprocess})
+    loaded.preprocess_cfg = _preprocess_cfg(loaded.model)
+    return loaded
+
+
+def _load_file(arch: str, path: Path, quick_gelu: bool = False) -> LoadedModel:
+    state_dict = read_state_dict(path)
+    loaded = _build(arch, source=str(path), quick_gelu=quick_gelu)
+    load_weights(loaded.model, state_dict, path, arch)
+    return loaded
+
+
+def _load_hf_hub(repo_id: str) -> LoadedModel:
+    snapshot = _cached_hf_snapshot(repo_id)
+    if snapshot is not None:
+        return _load_local_dir(snapshot)
+    _require_hub(f"hf-hub:{repo_id}", arch=None)
+    model = open_clip.create_model(f"hf-hub:{repo_id}")
+    return LoadedModel(model, open_clip.get_tokenizer(f"hf-hub:{repo_id}"), "", repo_id,
+                       f"hf-hub:{repo_id}", _preprocess_cfg(model))
+
+
+def _load_local_dir(path: Path) -> LoadedModel:
+    if not (path / "open_clip_config.json").is_file():
+        raise ClipagError(f"{path} has no open_clip_config.json; local-dir: needs a folder saved by OpenCLIP")
+    ref = f"local-dir:{path}"
+    model = open_clip.create_model(ref)
+    return LoadedModel(model, open_clip.get_tokenizer(ref), "", path.name, str(path), _preprocess_cfg(model))
+
+
+def _build(arch: str, source: str, quick_gelu: bool = False) -> LoadedModel:
+    with _quiet_logging():  # OpenCLIP warns of random init even when weights follow
+        model = open_clip.create_model(arch, pretrained=None, force_quick_gelu=quick_gelu)
+    return LoadedModel(model, open_clip.get_tokenizer(arch), "", arch, source, _preprocess_cfg(model))
+
+
+@contextlib.contextmanager
+def _quiet_logging():
+    logging.disable(logging.WARNING)
+    try:
+        yield
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+def _preprocess_cfg(model) -> dict:
+    return dict(open_clip.get_model_preprocess_cfg(model))
+
+
+# ---------------------------------------------------------------- checkpoints
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """Read weights safely; unwrap a `state_dict` entry and strip DDP/compile key prefixes."""
+    path = Path(path)
+    if not path.is_file():
+        raise ClipagError(f"checkpoint not found: {path}")
+    if path.suffix.lower() == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+        try:
+            checkpoint = load_file(str(path))
+        except (SafetensorError, OSError) as err:
+            raise ClipagError(f"cannot read {path} as safetensors ({err}); is the file complete?") from None
+    else:
+        checkpoint = _torch_load_weights_only(path)
+    if isinstance(checkpoint, dict) and isinstance(checkpoint.get("state_dict"), dict):
+        checkpoint = checkpoint["state_dict"]
+    if not isinstance(checkpoint, dict) or not all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
+        raise ClipagError(f"{path} holds no state dict of tensors; save model.state_dict() to it")
+    return {_strip_prefixes(k): v for k, v in checkpoint.items()}
+
+
+def _torch_load_weights_only(path: Path):
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else "unpickling refused"
+        raise ClipagError(
+            f"{path} holds Python objects besides weights, which clipag will not unpickle "
+            f"({first_line}); re-save only its state_dict, or convert it to .safetensors") from None
+    except (RuntimeError, EOFError, OSError) as err:
+        raise ClipagError(f"cannot read checkpoint {path} ({str(err).splitlines()[0]}); is the file complete?") from None
+
+
+def _strip_prefixes(key: str) -> str:
+    for prefix in ("module.", "_orig_mod."):
+        while key.startswith(prefix):
+            key = key[len(prefix):]
+    return key
+
+
+def load_weights(model: torch.nn.Module, state_dict: dict, path: Path, arch: str) -> None:
+    """Load a state dict strictly, with an error that says what does not fit."""
+    scale = state_dict.get("logit_scale")
+    if scale is not None and scale.ndim != model.logit_scale.ndim:
+        state_dict["logit_scale"] = scale.reshape(model.logit_scale.shape)
+    own = model.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    misshaped = [k for k in own if k in state_dict and state_dict[k].shape != own[k].shape]
+    if missing or unexpected or misshaped:
+        example = (misshaped or missing or unexpected)[0]
+        raise ClipagError(
+            f"checkpoint {path} does not fit architecture {arch}: {len(missing)} missing, "
+            f"{len(unexpected)} unexpected, {len(misshaped)} misshaped tensors (e.g. {example}); "
+            f"check the architecture before the colon")
+    model.load_state_dict(state_dict, strict=True)
+
+
+# ---------------------------------------------------------------- caches and the hub
+
+def cached_pretrained_file(arch: str, tag: Optional[str]) -> Optional[str]:
+    """The local file of an OpenCLIP pretrained tag if it is already downloaded, else None."""
+    cfg = open_clip.get_pretrained_cfg(arch, tag) if tag else {}
+    if cfg.get("file"):
+        return cfg["file"] if os.path.isfile(cfg["file"]) else None
+    if cfg.get("hf_hub"):
+        repo_id, filename = os.path.split(cfg["hf_hub"])
+        names = (filename,) if filename else _HF_WEIGHT_NAMES
+        if filename.endswith((".bin", ".pth")):
+            names = (filename[:-4] + ".safetensors", filename)
+        for name in names:
+            hit = _hf_cached(repo_id, name)
+            if hit:
+                return hit
+    if cfg.get("url"):
+        path = Path.home() / ".cache" / "clip" / os.path.basename(cfg["url"])
+        if path.is_file():
+            return str(path)
+    return None
+
+
+def _hf_cached(repo_id: str, filename: str) -> Optional[str]:
+    from huggingface_hub import try_to_load_from_cache
+    hit = try_to_load_from_cache(repo_id, filename)
+    return hit if isinstance(hit, str) else None
+
+
+def _cached_hf_snapshot(repo_id: str) -> Optional[Path]:
+    config = _hf_cached(repo_id, "open_clip_config.json")
+    if config is None:
+        return None
+    folder = Path(config).parent
+    return folder if any((folder / name).is_file() for name in _HF_WEIGHT_NAMES) else None
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """False at once under HF_HUB_OFFLINE=1, else whether huggingface.co answers within `timeout`."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return False
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _require_hub(what: str, arch: Optional[str]) -> None:
+    if hub_reachable():
+        return
+    alternative = f"--model {arch}:/path/to/checkpoint" if arch else "--model local-dir:/path/to/folder"
+    raise ClipagError(
+        f"{what} are not on this machine and the model hub cannot be reached; download them once "
+        f"with internet access, or pass {alternative}")
+
+
+def registered_names() -> list[str]:
+    return [spec.name for spec in list_models()]
