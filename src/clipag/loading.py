@@ -206,10 +206,12 @@ def _torch_load_weights_only(path: Path):
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else "unpickling refused"
+        refused = [line.strip() for line in str(err).splitlines() if "Unsupported global" in line]
+        if not refused:
+            raise ClipagError(f"cannot read checkpoint {path}: not a PyTorch or safetensors file") from None
         raise ClipagError(
             f"{path} holds Python objects besides weights, which clipag will not unpickle "
-            f"({first_line}); re-save only its state_dict, or convert it to .safetensors") from None
+            f"({refused[0]}); re-save only its state_dict, or convert it to .safetensors") from None
     except (RuntimeError, EOFError, OSError) as err:
         raise ClipagError(f"cannot read checkpoint {path} ({str(err).splitlines()[0]}); is the file complete?") from None
 

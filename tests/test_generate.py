@@ -1,0 +1,107 @@
+import json
+
+import pytest
+import torch
+
+from clipag.augment import GuidanceViews, ViewConfig
+from clipag.errors import ClipagError
+from clipag.generate import GenerateConfig, dynamic_threshold, generate, generate_to_folder
+from clipag.gmm import ClassGMM
+from clipag.io import save_png
+
+
+def quick(**overrides):
+    settings = dict(steps=12, init="noise", views=ViewConfig(views=4, crops=4))
+    settings.update(overrides)
+    return GenerateConfig(**settings)
+
+
+def test_similarity_to_the_prompt_rises(tiny_guide):
+    result = generate(tiny_guide, "a red apple", seed=0, config=quick(steps=25), progress=False)
+    assert result.similarity > result.initial_similarity + 0.05
+    assert sum(result.history[-5:]) > sum(result.history[:5])
+    assert result.image.shape == (3, 32, 32) and 0 <= result.image.min() and result.image.max() <= 1
+
+
+def test_same_seed_same_image_other_seed_other_image(tiny_guide):
+    a = generate(tiny_guide, "a red apple", seed=3, config=quick(), progress=False)
+    b = generate(tiny_guide, "a red apple", seed=3, config=quick(), progress=False)
+    c = generate(tiny_guide, "a red apple", seed=4, config=quick(), progress=False)
+    assert torch.equal(a.image, b.image)
+    assert not torch.allclose(a.image, c.image, atol=1e-3)
+
+
+def test_prefix_is_put_before_the_prompt(tiny_guide):
+    result = generate(tiny_guide, "a cat", config=quick(steps=1, prefix="an oil painting of"), progress=False)
+    assert result.prompt == "an oil painting of a cat"
+
+
+def test_gmm_and_image_initialisations(tiny_guide, tmp_path):
+    data = torch.rand(30, 3 * 16 * 16)
+    gmm = ClassGMM.fit(data, torch.arange(30) % 3, ["x", "y", "z"], 16)
+    result = generate(tiny_guide, "a dog", config=quick(steps=1, init="gmm", samples_per_class=4), gmm=gmm,
+                      progress=False)
+    assert result.init["init"] == "gmm" and result.init["candidates"] == 12
+    assert result.init["class"] in {"x", "y", "z"}
+    start = torch.zeros(3, 48, 48)
+    start[0] = 1.0  # a red square
+    save_png(start, tmp_path / "red.png")
+    result = generate(tiny_guide, "a dog", config=quick(steps=1, init=str(tmp_path / "red.png")),
+                      progress=False)
+    assert result.init == {"init": "image", "path": str(tmp_path / "red.png")}
+
+
+def test_missing_gmm_falls_back_to_noise_with_a_warning(tiny_guide):
+    with pytest.warns(UserWarning, match="no GMM"):
+        result = generate(tiny_guide, "a dog", config=quick(steps=1, init="gmm"), progress=False)
+    assert result.init["init"] == "noise"
+
+
+def test_outputs_settings_grid_and_trajectory_are_written(tiny_guide, tmp_path):
+    config = quick(steps=4, trajectory_frames=2)
+    records = generate_to_folder(tiny_guide, ["a red apple", "a dog"], [0, 1], tmp_path, config,
+                                 model_reference="clipag-tiny:random", progress=False)
+    assert len(records) == 4
+    assert (tmp_path / "grid.png").is_file()
+    for name in ("a-red-apple-seed0", "a-red-apple-seed1", "a-dog-seed0", "a-dog-seed1"):
+        for suffix in (".png", ".json", ".gif", "-trajectory.png"):
+            assert (tmp_path / (name + suffix)).is_file(), name + suffix
+    settings = json.loads((tmp_path / "a-dog-seed1.json").read_text())
+    assert settings["model"] == "clipag-tiny:random" and settings["prompt"] == "a dog" and settings["seed"] == 1
+    assert settings["settings"]["steps"] == 4 and settings["settings"]["lr"] == 0.0175
+    assert settings["versions"]["torch"] and settings["seconds"] > 0
+    assert len(settings["similarity_history"]) == 4 and "similarity" in settings
+
+
+@pytest.mark.parametrize("config, message", [
+    (quick(steps=0), "steps"),
+    (quick(size=8), "image size"),
+    (quick(views=ViewConfig(views=0, crops=0)), "at least one view"),
+])
+def test_bad_settings_are_rejected(tiny_guide, config, message):
+    with pytest.raises(ClipagError, match=message):
+        generate(tiny_guide, "a dog", config=config, progress=False)
+
+
+def test_empty_prompt_is_rejected(tiny_guide):
+    with pytest.raises(ClipagError, match="empty prompt"):
+        generate(tiny_guide, "  ", config=quick(), progress=False)
+
+
+def test_dynamic_threshold_only_rescales_saturated_images():
+    inside = torch.rand(2, 3, 8, 8)
+    torch.testing.assert_close(dynamic_threshold(inside), inside)
+    saturated = torch.rand(1, 3, 8, 8) * 3 - 1  # [-1, 2]: most pixels out of range
+    out = dynamic_threshold(saturated)
+    assert out.min() >= 0 and out.max() <= 1
+    assert (out < 1).float().mean() > 0.5  # rescaled, not merely clipped
+
+
+def test_views_and_crops_come_in_one_batch_at_the_model_size():
+    torch.manual_seed(0)
+    views = GuidanceViews((32, 32), ViewConfig(views=5, crops=3))
+    image = torch.rand(1, 3, 64, 64, requires_grad=True)
+    batch = views(image)
+    assert batch.shape == (8, 3, 32, 32)
+    batch.sum().backward()
+    assert image.grad.abs().sum() > 0
