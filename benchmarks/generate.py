@@ -21,7 +21,10 @@ Every time is the median of --steps timed repeats after one warm-up.
 --compare-bf16-paths instead times forward + input gradient of one model (default ViT-B-32:random, a
 batch of 16 at the model's input size) along several ways of running it in reduced precision, and
 compares each input gradient with the fp32 one (max abs difference, relative to the fp32 gradient's
-largest entry, and cosine). The paths run in turns, round after round, so a busy machine slows all alike.
+largest entry, and cosine), --steps rounds after one warm-up. The paths run in turns, round after round,
+so a busy machine slows all alike; "best img/s" (the fastest round) is the steadier number when it is busy.
+The paths: fp32; bf16 autocast; the weights cast to bf16 for good; each with the weights frozen
+(requires_grad=False, as Guide keeps them) and not; and, on CPU, oneDNN's bf16 math for fp32 matmuls.
 """
 from __future__ import annotations
 
@@ -129,15 +132,21 @@ def bench_step(reference: str, precision: str, args) -> list[str]:
 def compare_bf16_paths(reference: str, device: str, batch: int, repeats: int) -> None:
     """Forward + gradient to the input only, along several precision paths; speed and agreement."""
     guide = Guide.from_pretrained(reference, device=device, precision="fp32")
-    frozen = guide.model.visual  # Guide froze it: requires_grad=False
-    trainable = copy.deepcopy(frozen).requires_grad_(True)
-    bf16_weights = copy.deepcopy(frozen).to(torch.bfloat16)
     dev = guide.device
     autocast = lambda: torch.autocast(device_type=dev.type, dtype=torch.bfloat16)  # noqa: E731
-    no_context = contextlib.nullcontext
+    plain = contextlib.nullcontext
+
+    def tower(dtype=torch.float32, trainable="none"):
+        """A copy of the image tower; trainable: which weights get requires_grad=True."""
+        module = copy.deepcopy(guide.model.visual).to(dtype).requires_grad_(trainable == "all")
+        if trainable == "in_proj":
+            for attention in module.modules():
+                if isinstance(attention, torch.nn.MultiheadAttention):
+                    attention.in_proj_weight.requires_grad_(True)
+        return module
 
     @contextlib.contextmanager
-    def onednn_bf16_math():  # fp32 tensors, oneDNN does the matmuls in bf16 (CPU only)
+    def onednn_bf16_math():  # fp32 tensors; lets oneDNN run fp32 matmuls in bf16 (CPU only)
         old = torch.backends.mkldnn.matmul.fp32_precision
         torch.backends.mkldnn.matmul.fp32_precision = "bf16"
         try:
@@ -145,16 +154,21 @@ def compare_bf16_paths(reference: str, device: str, batch: int, repeats: int) ->
         finally:
             torch.backends.mkldnn.matmul.fp32_precision = old
 
-    # name -> (module, input dtype, context)
+    frozen, trainable, bf16_frozen = tower(), tower(trainable="all"), tower(torch.bfloat16)
+    # name -> (module, input dtype, context); "frozen" = weights requires_grad=False, as Guide has them
     paths = {
-        "a fp32": (frozen, torch.float32, no_context),
-        "b bf16 autocast, weights frozen": (frozen, torch.float32, autocast),
-        "c bf16 autocast, weights requires_grad": (trainable, torch.float32, autocast),
-        "d bf16 weights (model.to(bf16))": (bf16_weights, torch.bfloat16, no_context),
-        "e bf16 weights + autocast": (bf16_weights, torch.float32, autocast),
+        "a  fp32, weights frozen": (frozen, torch.float32, plain),
+        "a2 fp32, weights requires_grad": (trainable, torch.float32, plain),
+        "b  bf16 autocast, weights frozen": (frozen, torch.float32, autocast),
+        "c  bf16 autocast, weights requires_grad": (trainable, torch.float32, autocast),
+        "c2 bf16 autocast, only attn in_proj requires_grad": (tower(trainable="in_proj"), torch.float32,
+                                                              autocast),
+        "d  bf16 weights (model.to(bf16)), frozen": (bf16_frozen, torch.bfloat16, plain),
+        "d2 bf16 weights, requires_grad": (tower(torch.bfloat16, "all"), torch.bfloat16, plain),
     }
     if dev.type == "cpu":
-        paths["f fp32, oneDNN bf16 matmul math"] = (frozen, torch.float32, onednn_bf16_math)
+        paths["e  fp32, requires_grad, oneDNN bf16 matmul math"] = (trainable, torch.float32,
+                                                                    onednn_bf16_math)
 
     torch.manual_seed(0)
     images = torch.rand(batch, 3, *guide.image_size, device=dev)
@@ -181,18 +195,18 @@ def compare_bf16_paths(reference: str, device: str, batch: int, repeats: int) ->
             sync()
             times[name].append(time.perf_counter() - started)
 
-    reference_grad = grads["a fp32"]
+    reference_grad = grads[next(iter(paths))]
     scale = reference_grad.abs().max()
     rows = []
     for name in paths:
         seconds = statistics.median(times[name])
         diff = (grads[name] - reference_grad).abs().max()
-        cosine = F.cosine_similarity(grads[name].flatten(), reference_grad.flatten(), dim=0)
+        cosine = F.cosine_similarity(grads[name].double().flatten(), reference_grad.double().flatten(), 0)
         rows.append([name, f"{seconds:.3f}", f"{batch / seconds:.1f}",
-                     f"{min(times[name]) and batch / min(times[name]):.1f}",
+                     f"{batch / min(times[name]):.1f}",
                      f"{diff:.2e}", f"{diff / scale:.3f}", f"{cosine:.5f}"])
-    print(f"{reference}, batch {batch} at {guide.image_size[0]}px, forward + gradient to the input, "
-          f"median of {repeats} rounds")
+    print(f"{reference}, batch {batch} at {guide.image_size[0]}px, forward + gradient to the input only, "
+          f"median and best of {repeats} rounds; frozen = weights requires_grad=False")
     print_table(["path", "s/batch", "img/s", "best img/s", "max|dg|", "max|dg|/max|g|", "cos(g, g32)"], rows)
 
 

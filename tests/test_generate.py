@@ -105,3 +105,13 @@ def test_views_and_crops_come_in_one_batch_at_the_model_size():
     assert batch.shape == (8, 3, 32, 32)
     batch.sum().backward()
     assert image.grad.abs().sum() > 0
+
+
+def test_bf16_autocast_generation_runs_on_cpu(tiny_model):
+    from clipag.guide import Guide
+    cfg = tiny_model.preprocess_cfg
+    guide = Guide(tiny_model.model, tiny_model.tokenizer, image_size=cfg["size"], mean=cfg["mean"],
+                  std=cfg["std"], device="cpu", precision="bf16")
+    result = generate(guide, "a red apple", config=quick(steps=25), progress=False)
+    assert result.image.dtype == torch.float32
+    assert result.similarity > result.initial_similarity + 0.05
