@@ -3,7 +3,7 @@
 Run from the repository root (no network needed for `:random` models):
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/generate.py
-    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/generate.py --model ViT-B-32:random --precision bf16 --threads 2
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/generate.py --model ViT-B-32:random --precision bf16
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/generate.py --compare-bf16-paths
 
 For every model x precision it prints one row:
