@@ -76,27 +76,37 @@ class Guide:
             x = F.interpolate(x, size=self.image_size, mode="bilinear", align_corners=False, antialias=True)
         return (x - self.mean) / self.std  # (B, 3, h, w)
 
-    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) in [0,1] -> (B, D) unit embeddings, in fp32."""
+    def encode_image(self, images: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+        """(B, 3, H, W) in [0,1] -> (B, D) embeddings in fp32, unit length unless normalize=False."""
         x = self.preprocess(images)
         with self.autocast():
-            features = self.model.encode_image(x)
-        return F.normalize(features.float(), dim=-1)
+            features = self.model.encode_image(x).float()
+        return F.normalize(features, dim=-1) if normalize else features
 
     # ------------------------------------------------------------ text
 
-    def encode_text(self, prompts: Iterable[str]) -> torch.Tensor:
-        """Prompts -> (N, D) unit embeddings; each prompt is encoded once and cached."""
+    def encode_text(self, prompts: Iterable[str], cache: bool = True) -> torch.Tensor:
+        """Prompts -> (N, D) unit embeddings.
+
+        With cache=True (generation, evaluation) each prompt is encoded once, without gradients, and
+        kept; with cache=False (training on millions of captions) nothing is kept and gradients flow
+        when enabled.
+        """
         prompts = list(prompts)
+        if not cache:
+            return self._encode_text_now(prompts)
         new = [p for p in dict.fromkeys(prompts) if p not in self._text_cache]
         if new:
             for prompt in new:
                 self._warn_if_truncated(prompt)
-            tokens = self.tokenizer(new).to(self.device)
-            with torch.no_grad(), self.autocast():
-                features = F.normalize(self.model.encode_text(tokens).float(), dim=-1)
-            self._text_cache.update(zip(new, features))
+            with torch.no_grad():
+                self._text_cache.update(zip(new, self._encode_text_now(new)))
         return torch.stack([self._text_cache[p] for p in prompts])
+
+    def _encode_text_now(self, prompts: list[str]) -> torch.Tensor:
+        tokens = self.tokenizer(prompts).to(self.device)  # (N, context_length)
+        with self.autocast():
+            return F.normalize(self.model.encode_text(tokens).float(), dim=-1)
 
     def _warn_if_truncated(self, prompt: str) -> None:
         length = getattr(self.tokenizer, "context_length", None)

@@ -6,9 +6,9 @@ import sys
 import warnings
 
 from ..errors import ClipagError
-from . import generate, gmm, models
+from . import generate, gmm, models, train
 
-COMMANDS = (generate, models, gmm)
+COMMANDS = (generate, train, models, gmm)
 
 
 class Parser(argparse.ArgumentParser):

@@ -1,0 +1,82 @@
+"""Checkpoints: atomic, resumable, and loadable by plain OpenCLIP.
+
+A checkpoint is `{"state_dict": the whole CLIP model, "optimizer": ..., "step": ..., "settings": ...}`,
+the layout OpenCLIP's own training writes, so `open_clip.create_model(arch, pretrained=FILE)` reads it
+(the official CLIPAG file has the same layout). Only tensors and plain Python values are stored, so
+`torch.load(weights_only=True)` reads it back. The final model is also exported as safetensors beside an
+`open_clip_config.json`, which makes the run folder a `local-dir:` reference.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Optional
+
+import open_clip
+import torch
+from safetensors.torch import save_file
+
+from ..errors import ClipagError
+from ..io import atomic_path
+
+EXPORT_NAME = "open_clip_model.safetensors"
+_STEP_FILE = re.compile(r"step_(\d+)\.pt$")
+
+
+def checkpoint_dir(run_dir: Path) -> Path:
+    return Path(run_dir) / "checkpoints"
+
+
+def save_checkpoint(run_dir: Path, step: int, model: torch.nn.Module, optimizer, settings: dict,
+                    keep: int = 2) -> Path:
+    path = checkpoint_dir(run_dir) / f"step_{step:08d}.pt"
+    state = {"step": step, "state_dict": model.state_dict(), "optimizer": optimizer.state_dict(),
+             "settings": settings}
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+    for old in list_checkpoints(run_dir)[:-keep]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    """Complete checkpoints of a run, oldest first (temporary files of a killed write are ignored)."""
+    folder = checkpoint_dir(run_dir)
+    found = [p for p in folder.glob("step_*.pt") if _STEP_FILE.search(p.name)] if folder.is_dir() else []
+    return sorted(found, key=lambda p: int(_STEP_FILE.search(p.name).group(1)))
+
+
+def resolve_resume(run_dir: Path, resume: Optional[str]) -> Optional[Path]:
+    """`latest` -> the newest checkpoint of the run (None if there is none yet); a path -> that file."""
+    if not resume:
+        return None
+    if resume == "latest":
+        found = list_checkpoints(run_dir)
+        return found[-1] if found else None
+    path = Path(resume)
+    if not path.is_file():
+        raise ClipagError(f"checkpoint to resume from not found: {path}; use --resume latest or a step_*.pt file")
+    return path
+
+
+def load_checkpoint(path: Path) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a damaged file of any kind: say which one
+        raise ClipagError(f"cannot read checkpoint {path} ({type(err).__name__}); resume from an earlier "
+                          f"one or start afresh") from None
+
+
+def export_model(run_dir: Path, model: torch.nn.Module, arch_config: Optional[dict]) -> Path:
+    """Write the weights as safetensors and, when the architecture's config is known, open_clip_config.json."""
+    run_dir = Path(run_dir)
+    path = run_dir / EXPORT_NAME
+    with atomic_path(path) as tmp:
+        save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(tmp))
+    if arch_config is not None:
+        preprocess = dict(open_clip.get_model_preprocess_cfg(model))
+        preprocess = {k: list(v) if isinstance(v, tuple) else v for k, v in preprocess.items()}
+        with atomic_path(run_dir / "open_clip_config.json") as tmp:
+            tmp.write_text(json.dumps({"model_cfg": arch_config, "preprocess_cfg": preprocess}, indent=2))
+    return path

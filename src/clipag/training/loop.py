@@ -1,0 +1,274 @@
+"""`train()`: adversarial (or clean) fine-tuning of an OpenCLIP model, one CPU to many GPUs.
+
+Each optimiser step takes A micro-batches on each of W ranks. For every micro-batch the objective's
+targets are computed once (text features are never recomputed per PGD step), PGD makes the adversarial
+images once, and then, as OpenCLIP's accumulation does, the features of all micro-batches are cached
+without gradients and each micro-batch is re-encoded with gradients inside the loss of the whole
+accumulated batch. A micro-batches of b therefore give exactly the gradient of one batch of A*b.
+Everything random is derived from (seed, step), so a resumed run repeats an uninterrupted one.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from pathlib import Path
+from typing import Iterator, Optional
+
+import numpy as np
+import open_clip
+import torch
+from torch.utils.data import DataLoader, Sampler
+from tqdm import tqdm
+
+from ..attack import pgd
+from ..errors import ClipagError
+from ..guide import Guide
+from ..io import environment, save_json
+from ..loading import LoadedModel, load_model
+from .checkpoint import export_model, load_checkpoint, resolve_resume, save_checkpoint
+from .config import TrainConfig
+from .distributed import World, all_reduce_sum, barrier, close_world, init_world, sum_gradients
+from .objectives import MicroBatch, Objective, make_objective
+
+LOG_FIELDS = ("step", "loss", "clean_similarity", "adversarial_similarity", "lr", "images_per_second",
+              "skipped", "seconds")
+
+
+def train(config: TrainConfig, progress: bool = True, classes: Optional[list[str]] = None) -> Path:
+    """Run (or resume) training as `config` says; returns the run folder. Works under torchrun."""
+    world = init_world(config.device)
+    try:
+        return _train(config, world, progress, classes)
+    finally:
+        close_world()
+
+
+def _train(config: TrainConfig, world: World, progress: bool, classes: Optional[list[str]]) -> Path:
+    from ..data import build_dataset
+
+    config.validate(world.size)
+    run_dir = Path(config.out)
+    resume_from = resolve_resume(run_dir, config.resume)
+    torch.manual_seed(config.seed)
+
+    loaded = load_model(config.model)
+    guide = _training_guide(loaded, config, world)
+    objective = make_objective(config.objective, guide, world, config.negatives, config.text_trainable,
+                               classes, config.tecoa_template)
+    parameters = [p for p in guide.model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(_param_groups(guide.model, config.weight_decay), lr=config.lr)
+    start_step = 0
+    if resume_from is not None:
+        state = load_checkpoint(resume_from)
+        guide.model.load_state_dict(state["state_dict"])
+        optimizer.load_state_dict(state["optimizer"])
+        start_step = int(state["step"])
+
+    dataset = build_dataset(config.data, guide.image_size[0], seed=config.seed,
+                            csv_img_key=config.csv_img_key, csv_caption_key=config.csv_caption_key)
+    micro_batches = _micro_batches(dataset, config, world, start_step)
+    settings = {**config.to_dict(), "world_size": world.size, "micro_batch": config.micro_batch(world.size),
+                "start_step": start_step, **environment()}
+    if world.is_main:
+        save_json(settings, run_dir / ("settings.json" if start_step == 0 else f"settings-resume-{start_step}.json"))
+        if start_step:
+            print(f"resuming {run_dir} from step {start_step} ({resume_from.name})")
+    scaler = torch.amp.GradScaler(world.device.type, enabled=config.precision == "fp16")
+    logger = _CsvLog(run_dir / "log.csv") if world.is_main else None
+    bar = tqdm(range(start_step, config.steps), initial=start_step, total=config.steps, unit="step",
+               desc="train", disable=not (progress and world.is_main))
+    skipped = 0
+    for step in bar:
+        started = time.perf_counter()
+        lr = _set_lr(optimizer, config, step)
+        batches = [next(micro_batches) for _ in range(config.accum_steps)]
+        skipped += sum(b.pop("skipped") for b in batches)
+        batches = [MicroBatch(b["images"].to(world.device), b["captions"], b["index"]) for b in batches]
+        loss = _optimisation_step(objective, batches, config, step, parameters, optimizer, scaler, world)
+        seconds = time.perf_counter() - started
+        if (step + 1) % config.log_every == 0 or step + 1 == config.steps:
+            row = _log_row(objective, batches[0], step + 1, loss, lr, config.batch_size / seconds,
+                           all_reduce_sum(float(skipped), world), seconds)
+            if logger:
+                logger.write(row)
+                bar.set_postfix(loss=f"{row['loss']:.4f}", img_s=f"{row['images_per_second']:.1f}")
+        if (step + 1) % config.save_every == 0 or step + 1 == config.steps:
+            if world.is_main:
+                save_checkpoint(run_dir, step + 1, guide.model, optimizer, config.to_dict(), config.keep_checkpoints)
+            barrier(world)
+    if world.is_main:
+        export_model(run_dir, guide.model, _arch_config(loaded))
+    barrier(world)
+    return run_dir
+
+
+# ---------------------------------------------------------------- one optimiser step
+
+def _optimisation_step(objective: Objective, batches: list[MicroBatch], config: TrainConfig, step: int,
+                       parameters: list, optimizer, scaler, world: World) -> float:
+    guide = objective.guide
+    inputs = []
+    for batch in batches:
+        batch.targets = objective.targets(batch)
+        inputs.append(_adversarial(objective, batch, config, step) if objective.attacks else batch.images)
+    cached = None
+    if len(batches) > 1:
+        with torch.no_grad():
+            cached = [objective.features(x, b) for x, b in zip(inputs, batches)]
+    optimizer.zero_grad(set_to_none=True)
+    for m, (x, batch) in enumerate(zip(inputs, batches)):
+        features = objective.features(x, batch)
+        all_features = [features if i == m else f for i, f in enumerate(cached)] if cached else [features]
+        loss = objective.loss(all_features, batches, first_pass=m == 0)
+        scaler.scale(loss).backward()
+    sum_gradients(parameters, world)
+    scaler.unscale_(optimizer)
+    if config.grad_clip:
+        torch.nn.utils.clip_grad_norm_(parameters, config.grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    for batch, x in zip(batches, inputs):
+        batch.adversarial = x
+    value = float(loss.detach())
+    replicated = config.negatives == "global" and type(objective).loss is Objective.loss and world.size > 1
+    return value if replicated else all_reduce_sum(value, world)
+
+
+def _adversarial(objective: Objective, batch: MicroBatch, config: TrainConfig, step: int) -> torch.Tensor:
+    device = objective.guide.device
+    generator = torch.Generator(device=device).manual_seed(_attack_seed(config.seed, step, batch.index))
+    return pgd(lambda x: objective.attack_loss(x, batch), batch.images, config.attack,
+               model=objective.guide.model.visual, generator=generator)
+
+
+def _attack_seed(seed: int, step: int, index: int) -> int:
+    return (seed * 1_000_003 + step * 10_007 + index) % (2 ** 63)
+
+
+def _log_row(objective, batch, step, loss, lr, images_per_second, skipped, seconds) -> dict:
+    clean = objective.similarity(batch.images, batch)
+    adversarial = objective.similarity(batch.adversarial, batch) if objective.attacks else clean
+    return {"step": step, "loss": loss, "clean_similarity": clean, "adversarial_similarity": adversarial,
+            "lr": lr, "images_per_second": images_per_second, "skipped": int(skipped), "seconds": seconds}
+
+
+# ---------------------------------------------------------------- model, optimiser, schedule
+
+def _training_guide(loaded: LoadedModel, config: TrainConfig, world: World) -> Guide:
+    cfg = loaded.preprocess_cfg
+    guide = Guide(loaded.model, loaded.tokenizer, image_size=cfg["size"], mean=cfg["mean"], std=cfg["std"],
+                  device=str(world.device), precision=config.precision, name=config.model)
+    model = guide.model
+    trainable = model if config.text_trainable else model.visual
+    trainable.requires_grad_(True)
+    trainable.train()
+    return guide
+
+
+def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW groups: no decay on gains, biases and the logit scale (as CLIP and OpenCLIP train)."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        exempt = p.ndim < 2 or "bias" in name or ".ln" in name or "norm" in name or "logit_scale" in name
+        (no_decay if exempt else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _set_lr(optimizer, config: TrainConfig, step: int) -> float:
+    """Linear warmup, then cosine decay to zero at the last step."""
+    warmup = config.warmup
+    if step < warmup:
+        lr = config.lr * (step + 1) / warmup
+    else:
+        progress = (step - warmup) / max(1, config.steps - warmup)
+        lr = 0.5 * config.lr * (1 + math.cos(math.pi * progress))
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    return lr
+
+
+def _arch_config(loaded: LoadedModel) -> Optional[dict]:
+    if loaded.reference.startswith("local-dir:"):
+        config_file = Path(loaded.reference[len("local-dir:"):]) / "open_clip_config.json"
+        return json.loads(config_file.read_text()).get("model_cfg")
+    return open_clip.get_model_config(loaded.arch)
+
+
+# ---------------------------------------------------------------- data
+
+class StepBatches(Sampler):
+    """This rank's micro-batches of sample indices, A per optimiser step, from `start_step` on.
+
+    Step s takes the s-th block of `batch_size` indices of an epoch's seeded permutation; micro-batch g
+    of the block (g = m * W + rank) goes to rank g % W as its m-th micro-batch. The whole order depends
+    on (seed, step) only, which is what makes resumed and multi-process runs repeat single ones.
+    """
+
+    def __init__(self, size: int, config: TrainConfig, world: World, start_step: int):
+        self.size, self.config, self.world, self.start_step = size, config, world, start_step
+        self.per_epoch = size // config.batch_size
+        if self.per_epoch == 0:
+            raise ClipagError(f"the dataset has {size} samples, fewer than one batch of {config.batch_size}; "
+                              f"lower --batch-size or add data")
+
+    def __iter__(self) -> Iterator[list[int]]:
+        b, A, W = self.config.micro_batch(self.world.size), self.config.accum_steps, self.world.size
+        permutation, epoch_of_permutation = None, -1
+        for step in range(self.start_step, self.config.steps):
+            epoch, k = divmod(step, self.per_epoch)
+            if epoch != epoch_of_permutation:
+                permutation = np.random.default_rng([self.config.seed, epoch]).permutation(self.size)
+                epoch_of_permutation = epoch
+            block = permutation[k * self.config.batch_size:(k + 1) * self.config.batch_size]
+            for m in range(A):
+                g = m * W + self.world.rank
+                yield block[g * b:(g + 1) * b].tolist()
+
+    def __len__(self) -> int:
+        return (self.config.steps - self.start_step) * self.config.accum_steps
+
+
+def _micro_batches(dataset, config: TrainConfig, world: World, start_step: int) -> Iterator[dict]:
+    """Endless micro-batches for this rank, each a collate() dict plus its global index in the step."""
+    from ..data import collate, is_streaming
+    b, A, W = config.micro_batch(world.size), config.accum_steps, world.size
+    if is_streaming(dataset):
+        loader = DataLoader(dataset, batch_size=b, num_workers=config.workers, collate_fn=collate)
+        stream = _endless(loader)
+        for _ in range(start_step * A):  # replay the consumed part of the stream
+            next(stream)
+    else:
+        sampler = StepBatches(len(dataset), config, world, start_step)
+        stream = iter(DataLoader(dataset, batch_sampler=sampler, num_workers=config.workers, collate_fn=collate))
+    m = 0
+    for batch in stream:
+        batch["index"] = m * W + world.rank
+        m = (m + 1) % A
+        yield batch
+
+
+def _endless(loader: DataLoader) -> Iterator[dict]:
+    while True:
+        empty = True
+        for batch in loader:
+            empty = False
+            yield batch
+        if empty:
+            raise ClipagError("the data stream yielded no samples; check the --data shards")
+
+
+class _CsvLog:
+    def __init__(self, path: Path):
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            with path.open("w", newline="") as f:
+                csv.DictWriter(f, LOG_FIELDS).writeheader()
+
+    def write(self, row: dict) -> None:
+        with self.path.open("a", newline="") as f:
+            csv.DictWriter(f, LOG_FIELDS).writerow(row)

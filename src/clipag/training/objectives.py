@@ -1,0 +1,174 @@
+"""Training objectives: what the attack maximises and what the image tower then minimises.
+
+  clipag  the paper: CLIP's contrastive loss over the batch's image-text pairs, frozen logit scale
+  tecoa   supervised (Mao et al. 2023): cross-entropy against fixed class-prompt embeddings
+  fare    unsupervised (Schlarmann et al. 2024): squared L2 to the frozen original's clean embedding
+  clean   the contrastive loss on clean images, no attack (pretraining and ordinary fine-tuning)
+
+Losses are written so that summing gradients over ranks gives the gradient of the global batch's loss:
+per-sample losses divide by the global sample count, local contrastive losses by the world size, and a
+global contrastive loss (every rank computes the same value) lets gradients flow only through rows the
+rank owns.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import ClipagError
+from ..guide import Guide
+from .distributed import World, all_reduce_sum, gather_with_local_grad
+
+
+def contrastive_loss(image: torch.Tensor, text: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
+    """CLIP's symmetric cross-entropy over N matched pairs of unit embeddings (N, D)."""
+    logits = logit_scale * image @ text.T  # (N, N)
+    labels = torch.arange(len(image), device=image.device)
+    return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
+
+
+@dataclass
+class MicroBatch:
+    images: torch.Tensor  # (b, 3, S, S) in [0,1]
+    captions: list[str]
+    index: int  # global micro-batch index within the step, seeds the attack's random start
+    targets: Optional[dict] = None  # filled by Objective.targets
+
+
+class Objective:
+    attacks = True
+
+    def __init__(self, guide: Guide, world: World, negatives: str = "local", train_text: bool = False):
+        self.guide = guide
+        self.world = world
+        self.negatives = negatives
+        self.train_text = train_text
+
+    @property
+    def logit_scale(self) -> torch.Tensor:
+        return self.guide.model.logit_scale.exp().clamp(max=100)
+
+    def targets(self, batch: MicroBatch) -> dict:
+        """What the loss compares against, computed once per micro-batch (never per PGD step)."""
+        if self.train_text:
+            return {}
+        with torch.no_grad():
+            return {"text": self.guide.encode_text(batch.captions, cache=False)}
+
+    def features(self, images: torch.Tensor, batch: MicroBatch) -> dict:
+        """The trainable towers' outputs for one micro-batch (with gradients when enabled)."""
+        out = {"image": self.guide.encode_image(images)}
+        if self.train_text:
+            out["text"] = self.guide.encode_text(batch.captions, cache=False)
+        return out
+
+    def attack_loss(self, images: torch.Tensor, batch: MicroBatch) -> torch.Tensor:
+        """The loss PGD maximises on this micro-batch alone."""
+        text = batch.targets["text"]
+        return contrastive_loss(self.guide.encode_image(images), text, self.logit_scale.detach())
+
+    def loss(self, features: list[dict], batches: list[MicroBatch], first_pass: bool = True) -> torch.Tensor:
+        """The training loss over all micro-batches of the step (features of the others are cached).
+
+        Accumulation evaluates this loss once per micro-batch; the logit scale, used whole in every
+        evaluation, takes its gradient from the first only (and from one rank when the loss is global).
+        """
+        image = torch.cat([f["image"] for f in features])  # (A*b, D)
+        text = torch.cat([f["text"] if "text" in f else b.targets["text"] for f, b in zip(features, batches)])
+        scale = self.logit_scale if first_pass else self.logit_scale.detach()
+        if self.negatives == "local" or self.world.size == 1:
+            return contrastive_loss(image, text, scale) / self.world.size
+        image = gather_with_local_grad(image, self.world)
+        text = gather_with_local_grad(text, self.world)
+        scale = scale if self.world.is_main else scale.detach()
+        return contrastive_loss(image, text, scale)
+
+    def similarity(self, images: torch.Tensor, batch: MicroBatch) -> float:
+        """Mean cosine similarity of images to their own captions, for the logs."""
+        with torch.no_grad():
+            text = batch.targets.get("text") if batch.targets else None
+            text = text if text is not None else self.guide.encode_text(batch.captions, cache=False)
+            return float((self.guide.encode_image(images) * text).sum(-1).mean())
+
+
+class Clean(Objective):
+    attacks = False
+
+
+class TeCoA(Objective):
+    def __init__(self, guide: Guide, world: World, classes: list[str], template: str = "a photo of a {}.", **_):
+        super().__init__(guide, world)
+        self.class_index = {name: i for i, name in enumerate(classes)}
+        with torch.no_grad():
+            self.class_text = guide.encode_text([template.format(c) for c in classes], cache=False)  # (K, D)
+
+    def targets(self, batch: MicroBatch) -> dict:
+        unknown = [c for c in batch.captions if c not in self.class_index]
+        if unknown:
+            raise ClipagError(f"TeCoA needs class names as captions; {unknown[0]!r} is not one of the "
+                              f"{len(self.class_index)} classes (give them with --classes FILE)")
+        labels = torch.tensor([self.class_index[c] for c in batch.captions], device=self.guide.device)
+        return {"labels": labels}
+
+    def _cross_entropy_sum(self, image: torch.Tensor, labels: torch.Tensor, scale) -> torch.Tensor:
+        return F.cross_entropy(scale * image @ self.class_text.T, labels, reduction="sum")
+
+    def attack_loss(self, images, batch):
+        return self._cross_entropy_sum(self.guide.encode_image(images), batch.targets["labels"],
+                                       self.logit_scale.detach())
+
+    def loss(self, features, batches, first_pass=True):
+        image = torch.cat([f["image"] for f in features])
+        labels = torch.cat([b.targets["labels"] for b in batches])
+        total = all_reduce_sum(float(len(labels)), self.world)
+        return self._cross_entropy_sum(image, labels, self.logit_scale.detach()) / total
+
+
+class FARE(Objective):
+    def __init__(self, guide: Guide, world: World, **_):
+        super().__init__(guide, world)
+        self.original = copy.deepcopy(guide.model.visual).eval().requires_grad_(False)
+
+    def _embed(self, images: torch.Tensor) -> torch.Tensor:
+        return self.guide.encode_image(images, normalize=False)  # (b, D), unnormalised as in FARE
+
+    def targets(self, batch):
+        with torch.no_grad(), self.guide.autocast():
+            original = self.original(self.guide.preprocess(batch.images)).float()
+        return {"original": original}
+
+    def features(self, images, batch):
+        return {"image": self._embed(images)}
+
+    def attack_loss(self, images, batch):
+        return (self._embed(images) - batch.targets["original"]).pow(2).sum()
+
+    def loss(self, features, batches, first_pass=True):
+        image = torch.cat([f["image"] for f in features])
+        original = torch.cat([b.targets["original"] for b in batches])
+        total = all_reduce_sum(float(len(image)), self.world)
+        return (image - original).pow(2).sum() / total
+
+    def similarity(self, images, batch):
+        with torch.no_grad():
+            return float(F.cosine_similarity(self._embed(images), batch.targets["original"]).mean())
+
+
+def make_objective(name: str, guide: Guide, world: World, negatives: str, train_text: bool,
+                   classes: Optional[list[str]] = None, template: str = "a photo of a {}.") -> Objective:
+    if name == "clipag":
+        return Objective(guide, world, negatives, train_text)
+    if name == "clean":
+        return Clean(guide, world, negatives, train_text)
+    if name == "tecoa":
+        if not classes:
+            from open_clip import IMAGENET_CLASSNAMES
+            classes = list(IMAGENET_CLASSNAMES)
+        return TeCoA(guide, world, classes, template)
+    if name == "fare":
+        return FARE(guide, world)
+    raise ClipagError(f"unknown objective {name!r}")
