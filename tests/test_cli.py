@@ -106,3 +106,23 @@ def test_console_script_runs_a_saved_checkpoint(tmp_path, tiny_checkpoint):
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "out" / "grid.png").is_file() and (tmp_path / "out" / "a-red-apple-seed1.png").is_file()
+
+
+@pytest.mark.parametrize("argv, fragments", [
+    (["train", "--model", TINY, "--out", "x"], ["--data is required"]),
+    (["train", "--model", TINY, "--data", "/nonexistent.csv", "--out", "x"], ["not found"]),
+    (["train", "--model", "ViT-Nothing:random", "--data", "d.csv", "--out", "x"], ["unknown model"]),
+    (["train", "--model", TINY, "--data", "d.csv", "--out", "x", "--batch-size", "10", "--accum-steps", "4"],
+     ["does not divide"]),
+    (["train", "--config", "/nonexistent/recipe.json"], ["cannot read recipe"]),
+])
+def test_train_bad_input_is_one_line(capsys, tmp_path, monkeypatch, argv, fragments):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d.csv").write_text("filepath,title\n")
+    assert_one_line_error(*run_cli(capsys, *argv)[::2], *fragments)
+
+
+def test_train_eps_must_be_positive(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--eps", "0"])
+    assert_one_line_error(exit_info.value.code, capsys.readouterr().err, "--eps", "positive")

@@ -1,0 +1,33 @@
+from pathlib import Path
+
+import open_clip
+import pytest
+
+from clipag.cli.main import build_parser
+from clipag.cli.train import config_from_args
+
+RECIPES = sorted((Path(__file__).parent.parent / "recipes").glob("*.json"))
+
+
+def test_the_paper_recipes_are_there():
+    assert {p.stem for p in RECIPES} >= {"clipag-vit-b-32-l2", "ablation-vit-b-16-l2", "ablation-convnext-base-l2",
+                                         "ablation-vit-b-32-linf"}
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
+def test_recipe_parses_validates_on_8_ranks_and_names_a_real_model(recipe):
+    args = build_parser().parse_args(["train", "--config", str(recipe)])
+    config = config_from_args(args)
+    config.validate(world_size=8)
+    assert config.micro_batch(8) * 8 * config.accum_steps == config.batch_size == 40960
+    assert config.lr == 2e-5 and config.weight_decay == 1e-4 and config.accum_steps == 10
+    arch, tag = config.model.split(":")
+    assert open_clip.get_pretrained_cfg(arch, tag), config.model
+
+
+def test_command_line_options_override_the_recipe():
+    recipe = RECIPES[0]
+    args = build_parser().parse_args(["train", "--config", str(recipe), "--eps", "0.5", "--steps", "3",
+                                      "--data", "mine.csv"])
+    config = config_from_args(args)
+    assert config.attack.eps == 0.5 and config.steps == 3 and config.data == ["mine.csv"]
