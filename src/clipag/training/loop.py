@@ -10,6 +10,7 @@ Everything random is derived from (seed, step), so a resumed run repeats an unin
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import math
 import time
@@ -252,7 +253,10 @@ def _micro_batches(dataset, config: TrainConfig, world: World, start_step: int) 
 
 
 def _endless(loader: DataLoader) -> Iterator[dict]:
-    while True:
+    """Pass after pass over a stream, each pass in its own seeded order."""
+    for epoch in itertools.count():
+        if hasattr(loader.dataset, "set_epoch"):
+            loader.dataset.set_epoch(epoch)
         empty = True
         for batch in loader:
             empty = False
