@@ -234,3 +234,21 @@ def test_torchrun_two_processes_match_one_process(tmp_path, shapes_csv, start_ch
     # Adam turns float noise in exactly-zero gradients (attention key biases) into lr-scale steps, so
     # weights are compared at a tenth of lr; the exact check is the gradient test above.
     assert_same_weights(weights(tmp_path / "ddp"), weights(single), atol=1e-4)
+
+
+def test_training_streams_webdataset_shards_and_resumes(tmp_path, shapes_csv, start_checkpoint):
+    import webdataset as wds
+    rows = shapes_csv.read_text().splitlines()[1:]
+    for shard in range(2):
+        with wds.TarWriter(str(tmp_path / f"{shard:05d}.tar")) as sink:
+            for i, row in enumerate(rows[shard::2]):
+                name, caption = row.split(",")
+                sink.write({"__key__": f"{shard:05d}{i:04d}", "png": (shapes_csv.parent / name).read_bytes(),
+                            "txt": caption})
+    shards = str(tmp_path / "{00000..00001}.tar")
+    whole = train(config(start_checkpoint, shards, tmp_path / "whole", steps=6, save_every=3), progress=False)
+    assert (whole / "open_clip_model.safetensors").is_file()
+    killed = train(config(start_checkpoint, shards, tmp_path / "killed", steps=6, save_every=3), progress=False)
+    list_checkpoints(killed)[-1].unlink()
+    train(config(start_checkpoint, shards, killed, steps=6, save_every=3, resume="latest"), progress=False)
+    assert_same_weights(weights(whole), weights(killed), atol=0)
