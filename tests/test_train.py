@@ -252,3 +252,19 @@ def test_training_streams_webdataset_shards_and_resumes(tmp_path, shapes_csv, st
     list_checkpoints(killed)[-1].unlink()
     train(config(start_checkpoint, shards, killed, steps=6, save_every=3, resume="latest"), progress=False)
     assert_same_weights(weights(whole), weights(killed), atol=0)
+
+
+def test_a_micro_batch_of_only_corrupt_samples_is_passed_over(tmp_path, shapes_csv, start_checkpoint):
+    from clipag.training.distributed import World
+    from clipag.training.loop import StepBatches
+    lines = shapes_csv.read_text().splitlines()
+    good = [f"{shapes_csv.parent / r.split(',')[0]},{r.split(',')[1]}" for r in lines[1:9]]
+    rows = good + [f"{tmp_path / 'missing.png'},nothing"] * 8  # indices 8..15 unreadable
+    data = tmp_path / "data.csv"
+    data.write_text("filepath,title\n" + "\n".join(rows) + "\n")
+    settings = config(start_checkpoint, data, tmp_path / "run", steps=6, log_every=6, accum_steps=2)
+    micro = [m for m, _ in zip(StepBatches(16, settings, World(), 0), range(12))]
+    assert any(all(i >= 8 for i in m) for m in micro)  # the case under test does occur
+    run_dir = train(settings, progress=False)
+    assert (run_dir / "open_clip_model.safetensors").is_file()
+    assert int((run_dir / "log.csv").read_text().splitlines()[-1].split(",")[6]) >= 4

@@ -73,6 +73,7 @@ def _train(config: TrainConfig, world: World, progress: bool, classes: Optional[
     settings = {**config.to_dict(), "world_size": world.size, "micro_batch": config.micro_batch(world.size),
                 "start_step": start_step, **environment()}
     if world.is_main:
+        print(_summary(config, world, start_step), flush=True)
         save_json(settings, run_dir / ("settings.json" if start_step == 0 else f"settings-resume-{start_step}.json"))
         if start_step:
             print(f"resuming {run_dir} from step {start_step} ({resume_from.name})")
@@ -148,6 +149,15 @@ def _attack_seed(seed: int, step: int, index: int) -> int:
     return (seed * 1_000_003 + step * 10_007 + index) % (2 ** 63)
 
 
+def _summary(config: TrainConfig, world: World, start_step: int) -> str:
+    attack = (f"{config.attack.norm} eps {config.attack.eps}{'/255' if config.attack.norm == 'linf' else ''} "
+              f"x {config.attack.steps} steps" if config.objective != "clean" else "no attack")
+    return (f"training {config.model} -> {config.out}: objective {config.objective} ({attack}); "
+            f"batch {config.batch_size} = {world.size} rank(s) x {config.accum_steps} micro-batch(es) x "
+            f"{config.micro_batch(world.size)}; negatives {config.negatives if world.size > 1 else 'local'}; "
+            f"text {'trained' if config.text_trainable else 'frozen'}; steps {start_step}..{config.steps}")
+
+
 def _log_row(objective, batch, step, loss, lr, images_per_second, skipped, seconds) -> dict:
     clean = objective.similarity(batch.images, batch)
     adversarial = objective.similarity(batch.adversarial, batch) if objective.attacks else clean
@@ -219,7 +229,7 @@ class StepBatches(Sampler):
     def __iter__(self) -> Iterator[list[int]]:
         b, A, W = self.config.micro_batch(self.world.size), self.config.accum_steps, self.world.size
         permutation, epoch_of_permutation = None, -1
-        for step in range(self.start_step, self.config.steps):
+        for step in itertools.count(self.start_step):  # endless: empty micro-batches are passed over
             epoch, k = divmod(step, self.per_epoch)
             if epoch != epoch_of_permutation:
                 permutation = np.random.default_rng([self.config.seed, epoch]).permutation(self.size)
@@ -228,9 +238,6 @@ class StepBatches(Sampler):
             for m in range(A):
                 g = m * W + self.world.rank
                 yield block[g * b:(g + 1) * b].tolist()
-
-    def __len__(self) -> int:
-        return (self.config.steps - self.start_step) * self.config.accum_steps
 
 
 def _micro_batches(dataset, config: TrainConfig, world: World, start_step: int) -> Iterator[dict]:
@@ -245,8 +252,13 @@ def _micro_batches(dataset, config: TrainConfig, world: World, start_step: int) 
     else:
         sampler = StepBatches(len(dataset), config, world, start_step)
         stream = iter(DataLoader(dataset, batch_sampler=sampler, num_workers=config.workers, collate_fn=collate))
-    m = 0
+    m, carried = 0, 0
     for batch in stream:
+        if len(batch["images"]) == 0:  # every sample unreadable: count them, take the next micro-batch
+            carried += batch["skipped"]
+            continue
+        batch["skipped"] += carried
+        carried = 0
         batch["index"] = m * W + world.rank
         m = (m + 1) % A
         yield batch
