@@ -1,3 +1,4 @@
+import dataclasses
 import os
 import subprocess
 import sys
@@ -182,7 +183,7 @@ def test_checkpoint_loads_in_plain_open_clip_in_a_fresh_process(tmp_path, shapes
     script = (
         "import open_clip, torch, sys\n"
         f"open_clip.add_model_config({config_dir!r})\n"
-        f"a = open_clip.create_model({TINY!r}, pretrained={str(checkpoint)!r})\n"
+        f"a, _, _ = open_clip.create_model_and_transforms({TINY!r}, pretrained={str(checkpoint)!r})\n"
         f"b = open_clip.create_model('local-dir:{run_dir}')\n"
         "x = torch.rand(2, 3, 32, 32)\n"
         "assert torch.equal(a.encode_image(x), b.encode_image(x))\n"
@@ -190,9 +191,9 @@ def test_checkpoint_loads_in_plain_open_clip_in_a_fresh_process(tmp_path, shapes
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert done.returncode == 0, done.stderr
-    trained = load_model(f"local-dir:{run_dir}").model
     x = torch.rand(2, 3, 32, 32)
-    assert trained.encode_image(x).shape == (2, 64)
+    exported = load_model(f"local-dir:{run_dir}").model.encode_image(x)
+    torch.testing.assert_close(load_model(f"{TINY}:{checkpoint}").model.encode_image(x), exported, atol=0, rtol=0)
 
 
 def _rank_gradients(rank, start, data_csv, port, out_dir):
@@ -268,3 +269,25 @@ def test_a_micro_batch_of_only_corrupt_samples_is_passed_over(tmp_path, shapes_c
     run_dir = train(settings, progress=False)
     assert (run_dir / "open_clip_model.safetensors").is_file()
     assert int((run_dir / "log.csv").read_text().splitlines()[-1].split(",")[6]) >= 4
+
+
+def test_sigkill_mid_training_then_resume_latest(tmp_path, shapes_csv, start_checkpoint):
+    import signal
+    import time
+    argv = ["--model", start_checkpoint, "--data", str(shapes_csv), "--batch-size", "8", "--steps", "30",
+            "--lr", "1e-3", "--eps", "0.5", "--attack-steps", "3", "--workers", "0", "--save-every", "5",
+            "--log-every", "5", "--quiet"]
+    out = tmp_path / "killed"
+    process = subprocess.Popen([sys.executable, "-m", "clipag.train", *argv, "--out", str(out)],
+                               env={**os.environ, "HF_HUB_OFFLINE": "1"}, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not list_checkpoints(out) and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    survivors = list_checkpoints(out)
+    assert survivors and not (out / "open_clip_model.safetensors").exists(), "killed before finishing"
+    settings = config(start_checkpoint, shapes_csv, out, steps=30, save_every=5, log_every=5)
+    train(dataclasses.replace(settings, resume="latest"), progress=False)
+    whole = train(dataclasses.replace(settings, out=str(tmp_path / "whole")), progress=False)
+    assert_same_weights(weights(whole), weights(out), atol=0)
