@@ -6,9 +6,9 @@ import sys
 import warnings
 
 from ..errors import ClipagError
-from . import generate, gmm, models, train
+from . import data, generate, gmm, models, train
 
-COMMANDS = (generate, train, models, gmm)
+COMMANDS = (generate, train, models, gmm, data)
 
 
 class Parser(argparse.ArgumentParser):
