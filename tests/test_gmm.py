@@ -123,3 +123,20 @@ def test_fit_rejects_bad_input(tmp_path):
         fit_gmm(tmp_path / "empty", tmp_path / "g.safetensors", progress=False)
     with pytest.raises(ClipagError, match="rank"):
         fit_gmm(tmp_path / "empty", tmp_path / "g.safetensors", size=4, rank=1000, progress=False)
+
+
+def test_fit_from_a_csv_with_a_class_column(tmp_path):
+    root = make_image_folder(tmp_path / "data", {"red": (255, 0, 0), "blue": (0, 0, 255)})
+    rows = ["filepath,title,kind"]
+    for colour in ("red", "blue"):
+        for i in range(4):
+            rows += [f"data/{colour}/{i}.png,a {colour} thing,{colour}-kind"] * 2  # two captions, one image
+    (tmp_path / "set.csv").write_text("\n".join(rows) + "\n")
+    gmm, skipped = fit_gmm(tmp_path / "set.csv", tmp_path / "g.safetensors", size=4, progress=False,
+                           class_key="kind")
+    assert gmm.classes == ["blue-kind", "red-kind"] and gmm.counts.tolist() == [4, 4] and skipped == 0
+    assert gmm.means[1].view(3, 4, 4)[0].min() > 0.99
+    with pytest.raises(ClipagError, match="--class-column"):
+        fit_gmm(tmp_path / "set.csv", tmp_path / "g.safetensors", size=4, progress=False)
+    with pytest.raises(ClipagError, match="lacks the column"):
+        fit_gmm(tmp_path / "set.csv", tmp_path / "g.safetensors", size=4, progress=False, class_key="nope")

@@ -151,6 +151,40 @@ def load_image_folder(root: str | os.PathLike, size: int, max_per_class: Optiona
     files = [(c, p) for c, name in enumerate(classes) for p in _class_files(root / name, max_per_class)]
     if not files:
         raise ClipagError(f"no images found under {root}; expected {root}/CLASS_NAME/IMAGE.png")
+    data, labels, skipped = _read_all(files, size, progress, root)
+    return data, labels, classes, skipped
+
+
+def load_csv_classes(csv_path: str | os.PathLike, class_key: str, size: int, image_key: str = "filepath",
+                     max_per_class: Optional[int] = None, progress: bool = True):
+    """Like load_image_folder, from a CSV of image paths (relative to it) and a class column.
+
+    Each image counts once however many rows (captions) name it.
+    """
+    import csv
+    csv_path = Path(csv_path)
+    with csv_path.open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f, delimiter="\t" if csv_path.suffix.lower() == ".tsv" else ",")
+        if not {image_key, class_key} <= set(reader.fieldnames or []):
+            raise ClipagError(f"{csv_path} lacks the column {class_key!r} or {image_key!r}; it has "
+                              f"{reader.fieldnames}; choose with --class-column")
+        by_image = {row[image_key]: row[class_key] for row in reader}
+    classes = sorted(set(by_image.values()))
+    index = {name: i for i, name in enumerate(classes)}
+    files, per_class = [], {}
+    for image, name in by_image.items():
+        if max_per_class and per_class.get(name, 0) >= max_per_class:
+            continue
+        per_class[name] = per_class.get(name, 0) + 1
+        files.append((index[name], csv_path.parent / image))
+    if not files:
+        raise ClipagError(f"{csv_path} lists no images")
+    data, labels, skipped = _read_all(files, size, progress, csv_path)
+    return data, labels, classes, skipped
+
+
+def _read_all(files: list[tuple[int, Path]], size: int, progress: bool, where: Path):
+    """(label, path) pairs -> (N, 3*size*size) in [0,1], labels (N,), count of unreadable files."""
     rows, labels, skipped = [], [], 0
     for label, path in tqdm(files, desc="reading images", unit="img", disable=not progress):
         try:
@@ -159,8 +193,8 @@ def load_image_folder(root: str | os.PathLike, size: int, max_per_class: Optiona
         except (UnidentifiedImageError, OSError, ValueError):
             skipped += 1
     if not rows:
-        raise ClipagError(f"none of the {len(files)} images under {root} could be read")
-    return torch.from_numpy(np.stack(rows)), torch.tensor(labels), classes, skipped
+        raise ClipagError(f"none of the {len(files)} images of {where} could be read")
+    return torch.from_numpy(np.stack(rows)), torch.tensor(labels), skipped
 
 
 def _class_files(folder: Path, limit: Optional[int]) -> list[Path]:
@@ -174,14 +208,26 @@ def _read_small(path: Path, size: int) -> np.ndarray:
 
 
 def fit_gmm(dataset: str | os.PathLike, out: str | os.PathLike, size: int = 16, rank: Optional[int] = None,
-            max_per_class: Optional[int] = None, progress: bool = True) -> tuple[ClassGMM, int]:
-    """Fit a per-class GMM on an image folder, save it to `out`; returns it and the count of skipped files."""
+            max_per_class: Optional[int] = None, progress: bool = True,
+            class_key: Optional[str] = None) -> tuple[ClassGMM, int]:
+    """Fit a per-class GMM on an image folder (or a CSV with a `class_key` column), save it to `out`.
+
+    Returns the GMM and the count of unreadable files skipped.
+    """
     if size < 2 or size > 64:
         raise ClipagError(f"GMM image size {size} is not supported; use 2 to 64 (default 16)")
     dim = 3 * size * size
     if rank is not None and not 1 <= rank <= dim:
         raise ClipagError(f"rank {rank} must be between 1 and {dim} (3*size*size), or omitted for full")
-    data, labels, classes, skipped = load_image_folder(dataset, size, max_per_class, progress)
+    if Path(dataset).suffix.lower() in (".csv", ".tsv"):
+        if not Path(dataset).is_file():
+            raise ClipagError(f"dataset file not found: {dataset}")
+        if not class_key:
+            raise ClipagError(f"{dataset} is a CSV; name its class column with --class-column (e.g. subcategory)")
+        data, labels, classes, skipped = load_csv_classes(dataset, class_key, size, max_per_class=max_per_class,
+                                                          progress=progress)
+    else:
+        data, labels, classes, skipped = load_image_folder(dataset, size, max_per_class, progress)
     gmm = ClassGMM.fit(data, labels, classes, size, rank)
     gmm.save(out)
     return gmm, skipped

@@ -14,7 +14,10 @@ def add_parser(subparsers) -> None:
     fit = actions.add_parser("fit", help="fit one Gaussian per class on an image folder",
                              description="Fit one Gaussian per class on images downsampled to SIZE x SIZE, "
                                          "from an ImageFolder-style tree (DATASET/CLASS/*.png).")
-    fit.add_argument("dataset", metavar="DATASET", help="folder with one sub-folder of images per class")
+    fit.add_argument("dataset", metavar="DATASET",
+                     help="folder with one sub-folder of images per class, or a CSV/TSV with --class-column")
+    fit.add_argument("--class-column", help="for a CSV: the column of class names (e.g. subcategory); "
+                     "images are the filepath column, relative to the CSV")
     fit.add_argument("--out", required=True, help="where to write the GMM (.safetensors)")
     fit.add_argument("--size", type=positive_int, default=16, help="side of the downsampled images (default 16)")
     fit.add_argument("--rank", type=positive_int, default=None,
@@ -26,7 +29,8 @@ def add_parser(subparsers) -> None:
 
 def run_fit(args: argparse.Namespace) -> int:
     gmm, skipped = fit_gmm(args.dataset, args.out, size=args.size, rank=args.rank,
-                           max_per_class=args.max_per_class, progress=not args.quiet)
+                           max_per_class=args.max_per_class, progress=not args.quiet,
+                           class_key=args.class_column)
     print(f"{args.out}: {len(gmm.classes)} classes, {int(gmm.counts.sum())} images at "
           f"{gmm.size}x{gmm.size}, {gmm.covariance} covariance"
           + (f", {skipped} unreadable files skipped" if skipped else ""))
