@@ -115,3 +115,19 @@ def test_bf16_autocast_generation_runs_on_cpu(tiny_model):
     result = generate(guide, "a red apple", config=quick(steps=25), progress=False)
     assert result.image.dtype == torch.float32
     assert result.similarity > result.initial_similarity + 0.05
+
+
+def test_outputs_are_written_atomically_with_usual_permissions(tmp_path):
+    import os
+    from clipag.io import atomic_path
+    with pytest.raises(RuntimeError):
+        with atomic_path(tmp_path / "a.txt") as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("killed mid-write")
+    assert list(tmp_path.iterdir()) == []  # nothing half-written is left behind
+    with atomic_path(tmp_path / "a.txt") as tmp:
+        tmp.write_text("whole")
+    assert (tmp_path / "a.txt").read_text() == "whole"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~umask
