@@ -16,22 +16,24 @@ For every model x precision it prints one row:
   outside    1 - model s / s/step: the share of a step spent in augmentation, optimiser and thresholding;
   img/s      (views + crops) / model s: images per second of the model's input-gradient pass.
 
-Every time is the median of --steps timed repeats after one warm-up.
+Every time is the median of --steps timed rounds after one warm-up; within a round the step and the
+model part take turns, so load from other processes falls on both alike.
 
 --compare-bf16-paths instead times forward + input gradient of one model (default ViT-B-32:random, a
 batch of 16 at the model's input size) along several ways of running it in reduced precision, and
 compares each input gradient with the fp32 one (max abs difference, relative to the fp32 gradient's
-largest entry, and cosine), --steps rounds after one warm-up. The paths run in turns, round after round,
-so a busy machine slows all alike; "best img/s" (the fastest round) is the steadier number when it is busy.
-The paths: fp32; bf16 autocast; the weights cast to bf16 for good; each with the weights frozen
-(requires_grad=False, as Guide keeps them) and not; and, on CPU, oneDNN's bf16 math for fp32 matmuls.
+largest entry, and cosine), --steps rounds after one warm-up, the paths taking turns within each round;
+"best img/s" (the fastest round) is the steadier number when the machine is busy.
+The paths: fp32, bf16 autocast and bf16 weights with torch's own nn.MultiheadAttention, frozen
+(requires_grad=False, as a guide keeps them) or not; and fp32 / bf16 autocast with the attention the
+Guide uses (clipag.guide.ContiguousSelfAttention), which avoids torch's slow path for frozen weights.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
 import copy
-import platform
+import functools
 import statistics
 import time
 import warnings
@@ -41,7 +43,7 @@ import torch.nn.functional as F
 
 from clipag.augment import GuidanceViews, ViewConfig
 from clipag.generate import GenerateConfig, guidance_step
-from clipag.guide import Guide, resolve_device
+from clipag.guide import ContiguousSelfAttention, Guide, resolve_device
 
 PROMPT = "a photo of a red apple"
 
@@ -52,7 +54,7 @@ def main() -> None:
                         "ViT-B-32:random; with --compare-bf16-paths the first one, default ViT-B-32:random)")
     parser.add_argument("--views", type=int, default=32)
     parser.add_argument("--crops", type=int, default=32)
-    parser.add_argument("--steps", type=int, default=5, help="timed repeats, after one warm-up")
+    parser.add_argument("--steps", type=int, default=5, help="timed rounds, after one warm-up (default 5)")
     parser.add_argument("--precision", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: as is)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda (default: auto)")
@@ -84,18 +86,23 @@ def header(device: str) -> str:
     return f"torch {torch.__version__}, {torch.get_num_threads()} threads, {where}"
 
 
-def timed(fn, repeats: int, device: torch.device) -> float:
-    """Median seconds of fn() over `repeats` calls, after one warm-up call."""
+def time_in_turns(functions: dict, repeats: int, device: torch.device) -> dict[str, list[float]]:
+    """Seconds of each function over `repeats` rounds, after one warm-up call of each.
+
+    The functions take turns within every round, so load from other processes falls on all alike.
+    """
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    fn()
-    sync()
-    times = []
+    for function in functions.values():
+        function()
+    times: dict[str, list[float]] = {name: [] for name in functions}
     for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+        for name, function in functions.items():
+            sync()
+            started = time.perf_counter()
+            function()
+            sync()
+            times[name].append(time.perf_counter() - started)
+    return times
 
 
 # ---------------------------------------------------------------- a guidance step and its model part
@@ -111,17 +118,19 @@ def bench_step(reference: str, precision: str, args) -> list[str]:
     pixels = torch.rand(1, 3, size, size, device=guide.device).requires_grad_(True)
     optimizer = torch.optim.AdamW([pixels], lr=config.lr, weight_decay=config.weight_decay)
     make_views = GuidanceViews(guide.image_size, config.views)
-    step_s = timed(lambda: guidance_step(guide, pixels, text_features, optimizer, make_views, config),
-                   args.steps, guide.device)
 
-    # The model part alone: the same batch shape, made once.
+    def step():
+        guidance_step(guide, pixels, text_features, optimizer, make_views, config)
+
+    # The model part alone: a batch of the same shape, made once.
     batch = make_views(pixels).detach().requires_grad_(True)  # (V + C, 3, h, w)
 
     def model_pass():
         loss = (1 - guide.encode_image(batch) @ text_features).mean()
         torch.autograd.grad(loss, [batch])
 
-    model_s = timed(model_pass, args.steps, guide.device)
+    times = time_in_turns({"step": step, "model": model_pass}, args.steps, guide.device)
+    step_s, model_s = statistics.median(times["step"]), statistics.median(times["model"])
     n = len(batch)
     return [reference, precision, str(n), f"{step_s:.3f}", f"{model_s:.3f}",
             f"{100 * (1 - model_s / step_s):.1f}%", f"{n / model_s:.1f}"]
@@ -136,39 +145,25 @@ def compare_bf16_paths(reference: str, device: str, batch: int, repeats: int) ->
     autocast = lambda: torch.autocast(device_type=dev.type, dtype=torch.bfloat16)  # noqa: E731
     plain = contextlib.nullcontext
 
-    def tower(dtype=torch.float32, trainable="none"):
-        """A copy of the image tower; trainable: which weights get requires_grad=True."""
-        module = copy.deepcopy(guide.model.visual).to(dtype).requires_grad_(trainable == "all")
-        if trainable == "in_proj":
-            for attention in module.modules():
-                if isinstance(attention, torch.nn.MultiheadAttention):
-                    attention.in_proj_weight.requires_grad_(True)
+    def tower(dtype=torch.float32, trainable=False, contiguous=True):
+        """A copy of the image tower, with torch's own attention (contiguous=False) or the Guide's."""
+        module = copy.deepcopy(guide.model.visual).to(dtype).requires_grad_(trainable)
+        for attention in module.modules():
+            if isinstance(attention, torch.nn.MultiheadAttention):
+                attention.__class__ = ContiguousSelfAttention if contiguous else torch.nn.MultiheadAttention
         return module
 
-    @contextlib.contextmanager
-    def onednn_bf16_math():  # fp32 tensors; lets oneDNN run fp32 matmuls in bf16 (CPU only)
-        old = torch.backends.mkldnn.matmul.fp32_precision
-        torch.backends.mkldnn.matmul.fp32_precision = "bf16"
-        try:
-            yield
-        finally:
-            torch.backends.mkldnn.matmul.fp32_precision = old
-
-    frozen, trainable, bf16_frozen = tower(), tower(trainable="all"), tower(torch.bfloat16)
     # name -> (module, input dtype, context); "frozen" = weights requires_grad=False, as Guide has them
     paths = {
-        "a  fp32, weights frozen": (frozen, torch.float32, plain),
-        "a2 fp32, weights requires_grad": (trainable, torch.float32, plain),
-        "b  bf16 autocast, weights frozen": (frozen, torch.float32, autocast),
-        "c  bf16 autocast, weights requires_grad": (trainable, torch.float32, autocast),
-        "c2 bf16 autocast, only attn in_proj requires_grad": (tower(trainable="in_proj"), torch.float32,
-                                                              autocast),
-        "d  bf16 weights (model.to(bf16)), frozen": (bf16_frozen, torch.bfloat16, plain),
-        "d2 bf16 weights, requires_grad": (tower(torch.bfloat16, "all"), torch.bfloat16, plain),
+        "a  fp32, frozen, torch attention": (tower(contiguous=False), torch.float32, plain),
+        "b  bf16 autocast, frozen, torch attention": (tower(contiguous=False), torch.float32, autocast),
+        "c  bf16 autocast, weights requires_grad, torch attention": (tower(trainable=True, contiguous=False),
+                                                                     torch.float32, autocast),
+        "d  bf16 weights (model.to(bf16)), frozen, torch attention": (tower(torch.bfloat16, contiguous=False),
+                                                                      torch.bfloat16, plain),
+        "G1 fp32, frozen, Guide's contiguous attention": (tower(), torch.float32, plain),
+        "G2 bf16 autocast, frozen, Guide's contiguous attention": (tower(), torch.float32, autocast),
     }
-    if dev.type == "cpu":
-        paths["e  fp32, requires_grad, oneDNN bf16 matmul math"] = (trainable, torch.float32,
-                                                                    onednn_bf16_math)
 
     torch.manual_seed(0)
     images = torch.rand(batch, 3, *guide.image_size, device=dev)
@@ -184,16 +179,8 @@ def compare_bf16_paths(reference: str, device: str, batch: int, repeats: int) ->
         (grad,) = torch.autograd.grad(loss, [inputs])
         return grad.float()
 
-    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
-    grads = {name: input_gradient(name) for name in paths}  # also the warm-up
-    times: dict[str, list[float]] = {name: [] for name in paths}
-    for _ in range(repeats):  # round-robin, so background load hits every path alike
-        for name in paths:
-            sync()
-            started = time.perf_counter()
-            input_gradient(name)
-            sync()
-            times[name].append(time.perf_counter() - started)
+    grads = {name: input_gradient(name) for name in paths}
+    times = time_in_turns({name: functools.partial(input_gradient, name) for name in paths}, repeats, dev)
 
     reference_grad = grads[next(iter(paths))]
     scale = reference_grad.abs().max()

@@ -75,3 +75,19 @@ def test_bad_device_and_precision_are_clear_errors(tiny_model):
 def test_wrong_image_shape_is_rejected(tiny_guide):
     with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
         tiny_guide.encode_image(torch.rand(3, 32, 32))
+
+
+def test_contiguous_attention_changes_no_result(tiny_model):
+    import copy
+    from clipag.guide import ContiguousSelfAttention, use_contiguous_attention
+    plain = copy.deepcopy(tiny_model.model)
+    swapped = use_contiguous_attention(copy.deepcopy(tiny_model.model))
+    assert any(type(m) is ContiguousSelfAttention for m in swapped.modules())
+    assert plain.state_dict().keys() == swapped.state_dict().keys()
+    images = torch.rand(2, 3, 32, 32, requires_grad=True)
+    tokens = tiny_model.tokenizer(["a red apple", "a dog"])
+    torch.testing.assert_close(swapped.encode_image(images), plain.encode_image(images))
+    torch.testing.assert_close(swapped.encode_text(tokens), plain.encode_text(tokens))
+    grad_a, = torch.autograd.grad(swapped.encode_image(images).sum(), images)
+    grad_b, = torch.autograd.grad(plain.encode_image(images).sum(), images)
+    torch.testing.assert_close(grad_a, grad_b)
