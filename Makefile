@@ -24,6 +24,7 @@ test: install
 
 bench: install
 	$(PYTHON) benchmarks/generate.py
+	$(PYTHON) benchmarks/train.py
 
 clean:
 	rm -rf $(VENV) outputs
