@@ -291,3 +291,14 @@ def test_sigkill_mid_training_then_resume_latest(tmp_path, shapes_csv, start_che
     train(dataclasses.replace(settings, resume="latest"), progress=False)
     whole = train(dataclasses.replace(settings, out=str(tmp_path / "whole")), progress=False)
     assert_same_weights(weights(whole), weights(out), atol=0)
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_reduced_precision_training_runs_on_cpu(tmp_path, shapes_csv, start_checkpoint, precision):
+    run_dir = train(config(start_checkpoint, shapes_csv, tmp_path / precision, steps=2, precision=precision),
+                    progress=False)
+    trained = weights(run_dir)
+    assert all(torch.isfinite(v).all() for v in trained.values())
+    assert trained["visual.proj"].dtype == torch.float32  # master weights stay fp32 under autocast
+    initial = open_clip.create_model(TINY, pretrained=start_checkpoint.split(":", 1)[1]).state_dict()
+    assert not torch.equal(initial["visual.proj"], trained["visual.proj"])
