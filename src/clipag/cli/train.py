@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from ..attack import AttackConfig
@@ -103,5 +104,6 @@ def read_classes(path: str | None) -> list[str] | None:
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     run_dir = train(config, progress=not args.quiet, classes=read_classes(args.classes))
-    print(f"{run_dir}: trained {config.steps} steps; model in {run_dir / 'open_clip_model.safetensors'}")
+    if os.environ.get("RANK", "0") == "0":
+        print(f"{run_dir}: trained {config.steps} steps; model in {run_dir / 'open_clip_model.safetensors'}")
     return 0
