@@ -29,10 +29,12 @@ def checkpoint_dir(run_dir: Path) -> Path:
 
 
 def save_checkpoint(run_dir: Path, step: int, model: torch.nn.Module, optimizer, settings: dict,
-                    keep: int = 2) -> Path:
+                    keep: int = 2, scaler=None) -> Path:
     path = checkpoint_dir(run_dir) / f"step_{step:08d}.pt"
     state = {"step": step, "state_dict": model.state_dict(), "optimizer": optimizer.state_dict(),
              "settings": settings}
+    if scaler is not None and scaler.is_enabled():
+        state["scaler"] = scaler.state_dict()
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
     for old in list_checkpoints(run_dir)[:-keep]:

@@ -60,11 +60,14 @@ def _train(config: TrainConfig, world: World, progress: bool, classes: Optional[
                                classes, config.tecoa_template)
     parameters = [p for p in guide.model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(_param_groups(guide.model, config.weight_decay), lr=config.lr)
+    scaler = torch.amp.GradScaler(world.device.type, enabled=config.precision == "fp16")
     start_step = 0
     if resume_from is not None:
         state = load_checkpoint(resume_from)
         guide.model.load_state_dict(state["state_dict"])
         optimizer.load_state_dict(state["optimizer"])
+        if "scaler" in state:
+            scaler.load_state_dict(state["scaler"])
         start_step = int(state["step"])
 
     dataset = build_dataset(config.data, guide.image_size[0], seed=config.seed,
@@ -77,7 +80,6 @@ def _train(config: TrainConfig, world: World, progress: bool, classes: Optional[
         save_json(settings, run_dir / ("settings.json" if start_step == 0 else f"settings-resume-{start_step}.json"))
         if start_step:
             print(f"resuming {run_dir} from step {start_step} ({resume_from.name})")
-    scaler = torch.amp.GradScaler(world.device.type, enabled=config.precision == "fp16")
     logger = _CsvLog(run_dir / "log.csv") if world.is_main else None
     bar = tqdm(range(start_step, config.steps), initial=start_step, total=config.steps, unit="step",
                desc="train", disable=not (progress and world.is_main))
@@ -98,7 +100,8 @@ def _train(config: TrainConfig, world: World, progress: bool, classes: Optional[
                 bar.set_postfix(loss=f"{row['loss']:.4f}", img_s=f"{row['images_per_second']:.1f}")
         if (step + 1) % config.save_every == 0 or step + 1 == config.steps:
             if world.is_main:
-                save_checkpoint(run_dir, step + 1, guide.model, optimizer, config.to_dict(), config.keep_checkpoints)
+                save_checkpoint(run_dir, step + 1, guide.model, optimizer, config.to_dict(), config.keep_checkpoints,
+                                scaler)
             barrier(world)
     if world.is_main:
         export_model(run_dir, guide.model, _arch_config(loaded))
