@@ -28,7 +28,7 @@ import open_clip
 import torch
 
 from .errors import ClipagError
-from .registry import ModelSpec, get_spec, list_models, spec_file
+from .registry import ModelSpec, get_spec, spec_file
 
 _CONFIG_DIR = Path(__file__).parent / "model_configs"
 open_clip.add_model_config(_CONFIG_DIR)
@@ -296,7 +296,3 @@ def _require_hub(what: str, arch: Optional[str]) -> None:
     raise ClipagError(
         f"{what} are not on this machine and the model hub cannot be reached; download them once "
         f"with internet access, or pass {alternative}")
-
-
-def registered_names() -> list[str]:
-    return [spec.name for spec in list_models()]

@@ -43,3 +43,9 @@ def add_device_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
                         help="fp32, or bf16/fp16 autocast (default fp32)")
+
+
+def print_usage(parser: argparse.ArgumentParser) -> int:
+    """For a command group called without its sub-command: its help, and exit code 2."""
+    parser.print_help()
+    return 2

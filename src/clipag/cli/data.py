@@ -4,12 +4,12 @@ from __future__ import annotations
 import argparse
 
 from ..emoji import build_emoji_dataset
-from .args import positive_float
+from .args import positive_float, print_usage
 
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("data", help="build training sets")
-    p.set_defaults(run=lambda args: _usage(p))
+    p.set_defaults(run=lambda args: print_usage(p))
     kinds = p.add_subparsers(dest="kind", metavar="KIND")
     emoji = kinds.add_parser(
         "emoji", help="the emoji set from the emoji-datasource npm packages",
@@ -30,8 +30,3 @@ def run_emoji(args: argparse.Namespace) -> int:
     print(f"{args.out}: {manifest['emoji']} emoji, images {images}; {manifest['rows']['train']} training and "
           f"{manifest['rows']['heldout']} held-out caption rows ({manifest['heldout_emoji']} emoji held out)")
     return 0
-
-
-def _usage(parser: argparse.ArgumentParser) -> int:
-    parser.print_help()
-    return 2

@@ -4,12 +4,12 @@ from __future__ import annotations
 import argparse
 
 from ..gmm import fit_gmm
-from .args import positive_int
+from .args import positive_int, print_usage
 
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("gmm", help="per-class Gaussian mixtures for --init gmm")
-    p.set_defaults(run=lambda args: _usage(p))
+    p.set_defaults(run=lambda args: print_usage(p))
     actions = p.add_subparsers(dest="action", metavar="ACTION")
     fit = actions.add_parser("fit", help="fit one Gaussian per class on an image folder",
                              description="Fit one Gaussian per class on images downsampled to SIZE x SIZE, "
@@ -35,8 +35,3 @@ def run_fit(args: argparse.Namespace) -> int:
           f"{gmm.size}x{gmm.size}, {gmm.covariance} covariance"
           + (f", {skipped} unreadable files skipped" if skipped else ""))
     return 0
-
-
-def _usage(parser: argparse.ArgumentParser) -> int:
-    parser.print_help()
-    return 2

@@ -5,7 +5,6 @@ import argparse
 import os
 from pathlib import Path
 
-from ..attack import AttackConfig
 from ..errors import ClipagError
 from ..training import OBJECTIVES, TrainConfig, read_recipe, train
 from .args import non_negative_float, non_negative_int, positive_float, positive_int
@@ -83,7 +82,6 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         settings["data"] = [settings["data"]]
     try:
         config = TrainConfig.from_dict({**settings, "attack": attack})
-        AttackConfig(**attack)
     except TypeError as err:
         raise ClipagError(f"bad training settings: {err}") from None
     return config
