@@ -302,3 +302,11 @@ def test_reduced_precision_training_runs_on_cpu(tmp_path, shapes_csv, start_chec
     assert trained["visual.proj"].dtype == torch.float32  # master weights stay fp32 under autocast
     initial = open_clip.create_model(TINY, pretrained=start_checkpoint.split(":", 1)[1]).state_dict()
     assert not torch.equal(initial["visual.proj"], trained["visual.proj"])
+
+
+def test_an_existing_run_is_never_overwritten(tmp_path, shapes_csv, start_checkpoint):
+    run_dir = train(config(start_checkpoint, shapes_csv, tmp_path / "run", steps=2), progress=False)
+    before = weights(run_dir)
+    with pytest.raises(ClipagError, match="--resume latest"):
+        train(config(start_checkpoint, shapes_csv, run_dir, steps=2, lr=5e-3), progress=False)
+    assert_same_weights(before, weights(run_dir), atol=0)

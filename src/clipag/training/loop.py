@@ -28,7 +28,7 @@ from ..errors import ClipagError
 from ..guide import Guide
 from ..io import environment, save_json
 from ..loading import LoadedModel, load_model
-from .checkpoint import export_model, load_checkpoint, resolve_resume, save_checkpoint
+from .checkpoint import export_model, list_checkpoints, load_checkpoint, resolve_resume, save_checkpoint
 from .config import TrainConfig
 from .distributed import World, all_reduce_sum, barrier, close_world, init_world, sum_gradients
 from .objectives import MicroBatch, Objective, make_objective
@@ -52,6 +52,9 @@ def _train(config: TrainConfig, world: World, progress: bool, classes: Optional[
     config.validate(world.size)
     run_dir = Path(config.out)
     resume_from = resolve_resume(run_dir, config.resume)
+    if config.resume is None and list_checkpoints(run_dir):
+        raise ClipagError(f"{run_dir} already holds a run's checkpoints; continue it with --resume latest, "
+                          f"or choose another --out")
     torch.manual_seed(config.seed)
 
     loaded = load_model(config.model)
