@@ -140,3 +140,13 @@ def test_fit_from_a_csv_with_a_class_column(tmp_path):
         fit_gmm(tmp_path / "set.csv", tmp_path / "g.safetensors", size=4, progress=False)
     with pytest.raises(ClipagError, match="lacks the column"):
         fit_gmm(tmp_path / "set.csv", tmp_path / "g.safetensors", size=4, progress=False, class_key="nope")
+
+
+def test_half_precision_file_is_smaller_and_close(tmp_path, synthetic):
+    gmm = ClassGMM.fit(*synthetic, CLASSES, SIZE, rank=4)
+    gmm.save(tmp_path / "full.safetensors")
+    gmm.save(tmp_path / "half.safetensors", half=True)
+    assert (tmp_path / "half.safetensors").stat().st_size < 0.7 * (tmp_path / "full.safetensors").stat().st_size
+    back = ClassGMM.load(tmp_path / "half.safetensors")
+    assert back.means.dtype == torch.float32 and back.counts.tolist() == gmm.counts.tolist()
+    torch.testing.assert_close(back.factors, gmm.factors, atol=1e-3, rtol=1e-3)

@@ -95,13 +95,17 @@ class ClassGMM:
 
     # ------------------------------------------------------------ files
 
-    def save(self, path: str | os.PathLike) -> None:
+    def save(self, path: str | os.PathLike, half: bool = False) -> None:
+        """Write a safetensors file; half=True stores the parameters in fp16 (half the size, to ship)."""
         from safetensors.torch import save_file
-        tensors = {"means": self.means, "counts": self.counts}
+        tensors = {"means": self.means}
         if self.cov is not None:
             tensors["cov"] = self.cov
         else:
             tensors.update(factors=self.factors, diag=self.diag)
+        if half:
+            tensors = {k: v.half() for k, v in tensors.items()}
+        tensors["counts"] = self.counts
         metadata = {"format": FORMAT, "version": "1", "covariance": self.covariance,
                     "rank": str(self.factors.shape[-1] if self.factors is not None else self.dim),
                     "size": str(self.size), "classes": json.dumps(self.classes)}
@@ -209,7 +213,7 @@ def _read_small(path: Path, size: int) -> np.ndarray:
 
 def fit_gmm(dataset: str | os.PathLike, out: str | os.PathLike, size: int = 16, rank: Optional[int] = None,
             max_per_class: Optional[int] = None, progress: bool = True,
-            class_key: Optional[str] = None) -> tuple[ClassGMM, int]:
+            class_key: Optional[str] = None, half: bool = False) -> tuple[ClassGMM, int]:
     """Fit a per-class GMM on an image folder (or a CSV with a `class_key` column), save it to `out`.
 
     Returns the GMM and the count of unreadable files skipped.
@@ -229,5 +233,5 @@ def fit_gmm(dataset: str | os.PathLike, out: str | os.PathLike, size: int = 16, 
     else:
         data, labels, classes, skipped = load_image_folder(dataset, size, max_per_class, progress)
     gmm = ClassGMM.fit(data, labels, classes, size, rank)
-    gmm.save(out)
+    gmm.save(out, half=half)
     return gmm, skipped

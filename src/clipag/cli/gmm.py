@@ -23,6 +23,7 @@ def add_parser(subparsers) -> None:
     fit.add_argument("--rank", type=positive_int, default=None,
                      help="store covariances as rank-R plus diagonal (default: full covariance)")
     fit.add_argument("--max-per-class", type=positive_int, default=None, help="use at most N images per class")
+    fit.add_argument("--half", action="store_true", help="store the parameters in fp16 (half the file size)")
     fit.add_argument("--quiet", action="store_true", help="no progress bar")
     fit.set_defaults(run=run_fit)
 
@@ -30,7 +31,7 @@ def add_parser(subparsers) -> None:
 def run_fit(args: argparse.Namespace) -> int:
     gmm, skipped = fit_gmm(args.dataset, args.out, size=args.size, rank=args.rank,
                            max_per_class=args.max_per_class, progress=not args.quiet,
-                           class_key=args.class_column)
+                           class_key=args.class_column, half=args.half)
     print(f"{args.out}: {len(gmm.classes)} classes, {int(gmm.counts.sum())} images at "
           f"{gmm.size}x{gmm.size}, {gmm.covariance} covariance"
           + (f", {skipped} unreadable files skipped" if skipped else ""))
