@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -38,6 +38,7 @@ class ClassGMM:
     factors: Optional[torch.Tensor] = None
     diag: Optional[torch.Tensor] = None
     counts: Optional[torch.Tensor] = None
+    _scale: Optional[torch.Tensor] = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def covariance(self) -> str:
@@ -79,10 +80,8 @@ class ClassGMM:
         """Draw `per_class` images from every class -> images (C*M, 3, s, s) in [0,1], class ids (C*M,)."""
         C, D = self.means.shape
         if self.cov is not None:
-            eigvals, eigvecs = torch.linalg.eigh(self.cov.double())  # PSD even when n < D
-            scale = (eigvecs * eigvals.clamp_min(0).sqrt().unsqueeze(1)).float()  # (C, D, D)
             z = torch.randn(C, D, per_class, generator=generator)
-            noise = scale @ z  # (C, D, M)
+            noise = self._full_scale() @ z  # (C, D, M)
         else:
             R = self.factors.shape[-1]
             z_low = torch.randn(C, R, per_class, generator=generator)
@@ -92,6 +91,13 @@ class ClassGMM:
         images = samples.clamp(0, 1).view(-1, 3, self.size, self.size)
         class_ids = torch.arange(C).repeat_interleave(per_class)
         return images, class_ids
+
+    def _full_scale(self) -> torch.Tensor:
+        """A square root of each full covariance, (C, D, D); computed once, as it takes seconds."""
+        if self._scale is None:
+            eigvals, eigvecs = torch.linalg.eigh(self.cov.double())  # PSD even when n < D
+            self._scale = (eigvecs * eigvals.clamp_min(0).sqrt().unsqueeze(1)).float()
+        return self._scale
 
     # ------------------------------------------------------------ files
 
