@@ -116,18 +116,16 @@ def _train(config: TrainConfig, world: World, progress: bool, classes: Optional[
 
 def _optimisation_step(objective: Objective, batches: list[MicroBatch], config: TrainConfig, step: int,
                        parameters: list, optimizer, scaler, world: World) -> float:
-    guide = objective.guide
-    inputs = []
     for batch in batches:
         batch.targets = objective.targets(batch)
-        inputs.append(_adversarial(objective, batch, config, step) if objective.attacks else batch.images)
+        batch.inputs = _adversarial(objective, batch, config, step) if objective.attacks else batch.images
     cached = None
     if len(batches) > 1:
         with torch.no_grad():
-            cached = [objective.features(x, b) for x, b in zip(inputs, batches)]
+            cached = [objective.features(b.inputs, b) for b in batches]
     optimizer.zero_grad(set_to_none=True)
-    for m, (x, batch) in enumerate(zip(inputs, batches)):
-        features = objective.features(x, batch)
+    for m, batch in enumerate(batches):
+        features = objective.features(batch.inputs, batch)
         all_features = [features if i == m else f for i, f in enumerate(cached)] if cached else [features]
         loss = objective.loss(all_features, batches, first_pass=m == 0)
         scaler.scale(loss).backward()
@@ -137,11 +135,8 @@ def _optimisation_step(objective: Objective, batches: list[MicroBatch], config: 
         torch.nn.utils.clip_grad_norm_(parameters, config.grad_clip)
     scaler.step(optimizer)
     scaler.update()
-    for batch, x in zip(batches, inputs):
-        batch.adversarial = x
     value = float(loss.detach())
-    replicated = config.negatives == "global" and type(objective).loss is Objective.loss and world.size > 1
-    return value if replicated else all_reduce_sum(value, world)
+    return value if objective.replicated_loss else all_reduce_sum(value, world)
 
 
 def _adversarial(objective: Objective, batch: MicroBatch, config: TrainConfig, step: int) -> torch.Tensor:
@@ -166,7 +161,7 @@ def _summary(config: TrainConfig, world: World, start_step: int) -> str:
 
 def _log_row(objective, batch, step, loss, lr, images_per_second, skipped, seconds) -> dict:
     clean = objective.similarity(batch.images, batch)
-    adversarial = objective.similarity(batch.adversarial, batch) if objective.attacks else clean
+    adversarial = objective.similarity(batch.inputs, batch) if objective.attacks else clean
     return {"step": step, "loss": loss, "clean_similarity": clean, "adversarial_similarity": adversarial,
             "lr": lr, "images_per_second": images_per_second, "skipped": int(skipped), "seconds": seconds}
 

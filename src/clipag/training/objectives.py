@@ -37,6 +37,7 @@ class MicroBatch:
     captions: list[str]
     index: int  # global micro-batch index within the step, seeds the attack's random start
     targets: Optional[dict] = None  # filled by Objective.targets
+    inputs: Optional[torch.Tensor] = None  # what the tower trains on: adversarial (or clean) images
 
 
 class Objective:
@@ -47,6 +48,11 @@ class Objective:
         self.world = world
         self.negatives = negatives
         self.train_text = train_text
+
+    @property
+    def replicated_loss(self) -> bool:
+        """True when every rank computes the same loss value (global contrastive negatives)."""
+        return self.negatives == "global" and self.world.size > 1
 
     @property
     def logit_scale(self) -> torch.Tensor:
@@ -80,7 +86,7 @@ class Objective:
         image = torch.cat([f["image"] for f in features])  # (A*b, D)
         text = torch.cat([f["text"] if "text" in f else b.targets["text"] for f, b in zip(features, batches)])
         scale = self.logit_scale if first_pass else self.logit_scale.detach()
-        if self.negatives == "local" or self.world.size == 1:
+        if not self.replicated_loss:
             return contrastive_loss(image, text, scale) / self.world.size
         image = gather_with_local_grad(image, self.world)
         text = gather_with_local_grad(text, self.world)
@@ -100,6 +106,8 @@ class Clean(Objective):
 
 
 class TeCoA(Objective):
+    replicated_loss = False
+
     def __init__(self, guide: Guide, world: World, classes: list[str], template: str = "a photo of a {}.", **_):
         super().__init__(guide, world)
         self.class_index = {name: i for i, name in enumerate(classes)}
@@ -129,6 +137,8 @@ class TeCoA(Objective):
 
 
 class FARE(Objective):
+    replicated_loss = False
+
     def __init__(self, guide: Guide, world: World, **_):
         super().__init__(guide, world)
         self.original = copy.deepcopy(guide.model.visual).eval().requires_grad_(False)
