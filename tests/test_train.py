@@ -196,6 +196,13 @@ def test_checkpoint_loads_in_plain_open_clip_in_a_fresh_process(tmp_path, shapes
     torch.testing.assert_close(load_model(f"{TINY}:{checkpoint}").model.encode_image(x), exported, atol=0, rtol=0)
 
 
+def free_port() -> int:
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def _rank_gradients(rank, start, data_csv, port, out_dir):
     """One rank of a 2-process gloo group: the summed gradient of one clipag step."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2",
@@ -212,7 +219,7 @@ def _rank_gradients(rank, start, data_csv, port, out_dir):
 
 def test_two_gloo_ranks_give_the_single_process_gradient(tmp_path, shapes_csv, start_checkpoint):
     import torch.multiprocessing as mp
-    mp.spawn(_rank_gradients, args=(start_checkpoint, str(shapes_csv), 29531, str(tmp_path)), nprocs=2)
+    mp.spawn(_rank_gradients, args=(start_checkpoint, str(shapes_csv), free_port(), str(tmp_path)), nprocs=2)
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
     single = step_gradients(start_checkpoint, shapes_csv, "clipag", accum=2, negatives="global")
     for a, b, c in zip(ranks[0], ranks[1], single):
@@ -226,7 +233,8 @@ def test_torchrun_two_processes_match_one_process(tmp_path, shapes_csv, start_ch
               "--lr", "1e-3", "--eps", "0.5", "--attack-steps", "3", "--workers", "0", "--negatives", "global",
               "--quiet"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                "--master_port", str(free_port()),
                 "-m", "clipag.train", *common, "--out", str(tmp_path / "ddp")]
     done = subprocess.run(torchrun, capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
