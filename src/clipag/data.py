@@ -52,7 +52,7 @@ from PIL import Image
 from torch.utils.data import ConcatDataset, Dataset, IterableDataset, Subset, get_worker_info
 
 from .errors import ClipagError
-from .io import read_rgb
+from .io import read_rgb, square_tensor
 
 Sample = Optional[tuple[torch.Tensor, str]]  # (image (3, S, S) in [0,1], caption), None when unreadable
 TAR_IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
@@ -142,21 +142,13 @@ def count_samples(dataset: Dataset) -> Optional[int]:
 
 # ---------------------------------------------------------------- preprocessing
 
-def preprocess(image: Image.Image, size: int) -> torch.Tensor:
-    """RGB PIL image -> (3, size, size) in [0,1]: shortest side resized to `size` (bicubic), centre crop."""
-    from torchvision.transforms import InterpolationMode
-    from torchvision.transforms import functional as TF
-    image = TF.resize(image, size, interpolation=InterpolationMode.BICUBIC)
-    return TF.to_tensor(TF.center_crop(image, size))
-
-
 def _image(source: Union[str, os.PathLike, bytes], size: int) -> Optional[torch.Tensor]:
     """A path or encoded bytes -> (3, size, size) in [0,1], or None when it cannot be read."""
     try:
         rgb = read_rgb(io.BytesIO(source) if isinstance(source, bytes) else source)
     except DECODE_ERRORS:
         return None
-    return preprocess(rgb, size)
+    return square_tensor(rgb, size)
 
 
 def _text(data: bytes) -> Optional[str]:

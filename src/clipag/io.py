@@ -97,11 +97,15 @@ def load_image(path: str | os.PathLike, size: int) -> torch.Tensor:
         rgb = read_rgb(path)
     except (OSError, ValueError) as err:
         raise ClipagError(f"cannot read image {path} ({type(err).__name__}); give a PNG or JPEG file") from None
-    side = min(rgb.size)
-    left, top = (rgb.width - side) // 2, (rgb.height - side) // 2
-    square = rgb.crop((left, top, left + side, top + side)).resize((size, size), Image.Resampling.BICUBIC)
-    array = np.asarray(square, dtype=np.float32) / 255.0
-    return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0)
+    return square_tensor(rgb, size).unsqueeze(0)
+
+
+def square_tensor(image: Image.Image, size: int) -> torch.Tensor:
+    """RGB PIL image -> (3, size, size) in [0,1]: shortest side resized to `size` (bicubic), centre crop."""
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms import functional as TF
+    image = TF.resize(image, size, interpolation=InterpolationMode.BICUBIC)
+    return TF.to_tensor(TF.center_crop(image, size))
 
 
 def read_rgb(path: str | os.PathLike) -> Image.Image:
