@@ -49,6 +49,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lock-text", dest="train_text", action="store_false", help="freeze the text tower")
     p.add_argument("--classes", help="TeCoA: a file of class names, one per line (default ImageNet's)")
     p.add_argument("--workers", type=non_negative_int, help="data loader workers per rank (default 2)")
+    p.add_argument("--cache-images", action="store_true", default=None,
+                   help="decode each image once and keep it in memory (small CSV/folder datasets; use few workers)")
     p.add_argument("--save-every", type=positive_int, help=f"checkpoint every N steps (default {d.save_every})")
     p.add_argument("--log-every", type=positive_int, help=f"log every N steps (default {d.log_every})")
     p.add_argument("--resume", help="latest (the run's newest checkpoint, if any) or a checkpoint file")

@@ -34,6 +34,7 @@ class TrainConfig:
     negatives: str = "local"  # contrastive negatives under DDP: this rank's, or gathered from all ranks
     train_text: Optional[bool] = None  # None: only for `clean` (CLIPAG, TeCoA and FARE freeze the text)
     workers: int = 2
+    cache_images: bool = False  # keep decoded images in memory (small map-style datasets)
     save_every: int = 500
     keep_checkpoints: int = 2
     log_every: int = 10

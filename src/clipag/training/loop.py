@@ -47,7 +47,7 @@ def train(config: TrainConfig, progress: bool = True, classes: Optional[list[str
 
 
 def _train(config: TrainConfig, world: World, progress: bool, classes: Optional[list[str]]) -> Path:
-    from ..data import build_dataset
+    from ..data import ImageCache, build_dataset
 
     config.validate(world.size)
     run_dir = Path(config.out)
@@ -75,6 +75,8 @@ def _train(config: TrainConfig, world: World, progress: bool, classes: Optional[
 
     dataset = build_dataset(config.data, guide.image_size[0], seed=config.seed,
                             csv_img_key=config.csv_img_key, csv_caption_key=config.csv_caption_key)
+    if config.cache_images:
+        dataset = ImageCache(dataset)
     micro_batches = _micro_batches(dataset, config, world, start_step)
     settings = {**config.to_dict(), "world_size": world.size, "micro_batch": config.micro_batch(world.size),
                 "start_step": start_step, **environment()}
