@@ -313,3 +313,23 @@ def test_empty_sources(tmp_path):
 def test_bad_fraction_in_build_dataset(csv_source):
     with pytest.raises(ClipagError, match="bad fraction"):
         build_dataset([f"{csv_source}@2"], S)
+
+
+def test_image_cache_decodes_once_and_returns_the_same_items(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from clipag import data
+    from clipag.data import ImageCache, build_dataset
+    Image.new("RGB", (8, 8), (10, 200, 30)).save(tmp_path / "a.png")
+    (tmp_path / "d.csv").write_text("filepath,title\na.png,green\na.png,a green square\n")
+    dataset = build_dataset(str(tmp_path / "d.csv"), 8)
+    cached = ImageCache(dataset)
+    calls = []
+    original = data._image
+    monkeypatch.setattr(data, "_image", lambda *a: calls.append(a) or original(*a))
+    first = [cached[i] for i in range(2)]
+    again = [cached[i] for i in range(2)]
+    assert len(calls) == 2  # one decode per row, none on the second pass
+    for (image, caption), (plain, plain_caption), (second, _) in zip(first, [dataset[0], dataset[1]], again):
+        assert caption == plain_caption
+        assert torch.allclose(image, plain, atol=1 / 510) and torch.equal(image, second)

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from .augment import GuidanceViews, ViewConfig
 from .errors import ClipagError
 from .gmm import ClassGMM
+from .registry import default_gmm
 from .guide import Guide
 from .io import environment, image_grid, load_image, save_gif, save_json, save_png, slugify
 
@@ -191,12 +192,15 @@ def generate_to_folder(guide: Guide, prompts: Sequence[str], seeds: Sequence[int
                        progress: bool = True) -> list[dict]:
     """Generate every prompt x seed, writing a PNG and a settings JSON for each (and a grid).
 
+    With --init gmm and no GMM file, a named model's default GMM (`registry.default_gmm`) is used.
     Returns one record per image with its paths and numbers.
     """
     config.validate()
     for prompt in prompts:
         full_prompt(prompt, config.prefix)
     out_dir = Path(out_dir)
+    if config.init == "gmm" and not config.gmm_path and default_gmm(model_reference):
+        config = dataclasses.replace(config, gmm_path=str(default_gmm(model_reference)))
     gmm = ClassGMM.load(config.gmm_path) if config.init == "gmm" and config.gmm_path else None
     if config.init not in INIT_CHOICES:
         load_image(config.init, 16)  # fail now, not after the first image

@@ -77,6 +77,8 @@ def describe_availability(spec: ModelSpec) -> tuple[bool, str]:
         path = spec_file(spec)
         if path.is_file():
             return True, str(path)
+        if spec.bundled:
+            return False, f"{path} is missing from this installation; reinstall clipag"
         return False, f"download {spec.url} to {path}"
     path = cached_pretrained_file(spec.arch, spec.pretrained)
     if path:
@@ -90,6 +92,8 @@ def _load_spec(spec: ModelSpec) -> LoadedModel:
     if spec.pretrained:
         return _load_tag(spec.arch, spec.pretrained)
     path = spec_file(spec)
+    if not path.is_file() and spec.bundled:
+        raise ClipagError(f"weights of {spec.name} not found: {path} should ship with clipag; reinstall it")
     if not path.is_file():
         raise ClipagError(
             f"weights of {spec.name} not found: {path} is missing; download {spec.url} "
@@ -184,6 +188,8 @@ def _preprocess_cfg(model) -> dict:
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Read weights safely; unwrap a `state_dict` entry and strip DDP/compile key prefixes."""
     path = Path(path)
+    if not path.is_file() and spec.bundled:
+        raise ClipagError(f"weights of {spec.name} not found: {path} should ship with clipag; reinstall it")
     if not path.is_file():
         raise ClipagError(f"checkpoint not found: {path}")
     if path.suffix.lower() == ".safetensors":

@@ -1,7 +1,10 @@
 """Named models: what `--model NAME` means, where each one's weights live, and whether they are here.
 
-A name maps to an OpenCLIP architecture plus a source of weights: an OpenCLIP pretrained tag, or a
-file that clipag looks for in its model folder (`$CLIPAG_HOME/models`, default `~/.cache/clipag/models`).
+A name maps to an OpenCLIP architecture plus a source of weights: an OpenCLIP pretrained tag, a file
+that clipag looks for in its model folder (`$CLIPAG_HOME/models`, default `~/.cache/clipag/models`), or
+a file that ships inside the package (`clipag/assets/models/`: the small emoji models trained by this
+project, so that a machine with no internet has real weights). A model may name a default GMM file
+(in `clipag/assets/gmm/`) that `clipag generate --init gmm` starts from when no --gmm is given.
 """
 from __future__ import annotations
 
@@ -20,6 +23,9 @@ class ModelSpec:
     filename: Optional[str] = None  # weights file looked for in model_dir()
     url: Optional[str] = None  # where a person can download `filename`
     size_bytes: Optional[int] = None
+    bundled: bool = False  # `filename` ships in clipag/assets/models/ instead of model_dir()
+    gmm: Optional[str] = None  # default GMM file in clipag/assets/gmm/ for --init gmm
+    card: Optional[str] = None  # model card, relative to the repository root
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -46,8 +52,19 @@ def model_dir() -> Path:
     return Path(home) / "models"
 
 
+ASSETS = Path(__file__).parent / "assets"
+
+
 def spec_file(spec: ModelSpec) -> Optional[Path]:
-    return model_dir() / spec.filename if spec.filename else None
+    if not spec.filename:
+        return None
+    return (ASSETS / "models" if spec.bundled else model_dir()) / spec.filename
+
+
+def default_gmm(reference: str) -> Optional[Path]:
+    """The GMM file that a named model starts generation from, or None."""
+    spec = get_spec(reference)
+    return ASSETS / "gmm" / spec.gmm if spec is not None and spec.gmm else None
 
 
 register_model(ModelSpec(
@@ -63,4 +80,24 @@ register_model(ModelSpec(
     arch="ViT-B-32",
     description="OpenCLIP ViT-B/32 laion2b_s34b_b79k, the vanilla model CLIPAG starts from",
     pretrained="laion2b_s34b_b79k",
+))
+
+EMOJI_GMM = "emoji-subcategories-16px.safetensors"
+register_model(ModelSpec(
+    name="clipag-emoji",
+    arch="emoji-vit-64",
+    description="CLIPAG fine-tune of clip-emoji (L2 PGD), trained by this project on openly licensed emoji; ships here",
+    filename="clipag-emoji.safetensors", bundled=True, gmm=EMOJI_GMM, card="docs/models/clipag-emoji.md",
+))
+register_model(ModelSpec(
+    name="clip-emoji",
+    arch="emoji-vit-64",
+    description="vanilla CLIP (ViT, 64 px) trained from scratch by this project on openly licensed emoji; ships here",
+    filename="clip-emoji.safetensors", bundled=True, gmm=EMOJI_GMM, card="docs/models/clip-emoji.md",
+))
+register_model(ModelSpec(
+    name="emoji-judge",
+    arch="emoji-resnet-64",
+    description="independent evaluator of emoji images: another architecture (ResNet) and seed; ships here",
+    filename="emoji-judge.safetensors", bundled=True, card="docs/models/emoji-judge.md",
 ))

@@ -9,7 +9,7 @@ from ..generate import GenerateConfig, full_prompt, generate_to_folder
 from ..guide import Guide
 from .args import add_device_args, non_negative_float, non_negative_int, positive_float, positive_int
 
-DEFAULT_MODEL = "clipag-vit-b-32"
+DEFAULT_MODEL = "clipag-emoji"  # ships in the package; pass --model clipag-vit-b-32 for the paper's
 
 
 def add_parser(subparsers) -> None:

@@ -46,8 +46,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _version() -> str:
-    from importlib.metadata import version
-    return version("clipag")
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("clipag")
+    except PackageNotFoundError:  # run from a source tree (PYTHONPATH=src) without installing
+        return "(not installed)"
 
 
 if __name__ == "__main__":
