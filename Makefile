@@ -13,11 +13,15 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON3) -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip
 	$(PYTHON) -m pip install --quiet -e '.[test]'
+	# APGD for `clipag robustness`: torchattacks pins requests~=2.25.1, which would downgrade requests
+	# and idna; it never imports requests, so install it without its pins (scipy it does need).
+	$(PYTHON) -m pip install --quiet scipy
+	$(PYTHON) -m pip install --quiet --no-deps torchattacks==3.5.1
 	touch $@
 
 demo: install
-	$(VENV)/bin/clipag generate "a red apple" --model clipag-tiny:random --init noise \
-		--steps 50 --trajectory --out outputs/demo
+	$(VENV)/bin/clipag generate "a red apple" --model clipag-emoji --steps 50 --views 16 --crops 16 \
+		--trajectory --out outputs/demo
 
 test: install
 	$(PYTHON) -m pytest

@@ -31,3 +31,18 @@ def test_command_line_options_override_the_recipe():
                                       "--data", "mine.csv"])
     config = config_from_args(args)
     assert config.attack.eps == 0.5 and config.steps == 3 and config.data == ["mine.csv"]
+
+
+EMOJI_RECIPES = sorted((Path(__file__).parent.parent / "recipes" / "emoji").glob("*.json"))
+
+
+@pytest.mark.parametrize("recipe", EMOJI_RECIPES, ids=lambda p: p.stem)
+def test_emoji_recipes_parse_and_name_registered_architectures(recipe):
+    config = config_from_args(build_parser().parse_args(["train", "--config", str(recipe)]))
+    config.validate(world_size=1)
+    assert config.data == ["data/emoji/train.csv"] and config.cache_images
+    reference = config.model.removeprefix("local-dir:runs/")
+    arch = reference.split(":")[0]
+    assert arch in ("emoji-vit-64", "emoji-resnet-64", "clip-emoji", "clipag-emoji")
+    if config.objective == "clipag":
+        assert config.attack.norm == "l2" and not config.text_trainable

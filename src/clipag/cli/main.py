@@ -6,9 +6,9 @@ import sys
 import warnings
 
 from ..errors import ClipagError
-from . import data, generate, gmm, models, train
+from . import data, generate, gmm, models, robustness, train
 
-COMMANDS = (generate, train, models, gmm, data)
+COMMANDS = (generate, train, models, gmm, data, robustness)
 
 
 class Parser(argparse.ArgumentParser):

@@ -1,0 +1,70 @@
+"""`clipag robustness DATA --model M...`: zero-shot accuracy clean and under attack, as a table."""
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+from ..guide import Guide
+from ..io import atomic_path, environment, save_json
+from ..robustness import ATTACKS, RobustnessConfig, evaluate_robustness, load_labelled_images
+from .args import add_device_args, non_negative_float, positive_int
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "robustness", help="zero-shot accuracy of models, clean and under PGD / APGD",
+        description="Classify labelled images zero-shot (class names through templates) with each model, "
+                    "clean and under attack; print a table and write results.json and results.csv.")
+    p.add_argument("data", help="a folder of class subfolders, or a CSV with a filepath and a class column")
+    p.add_argument("--model", action="append", required=True, help="model reference; repeat to compare models")
+    p.add_argument("--class-column", help="for a CSV: the column of class names (e.g. name)")
+    p.add_argument("--eps", type=non_negative_float, nargs="+", default=[1.5],
+                   help="attack radii: l2 in [0,1] pixel units, linf in /255 units (default 1.5)")
+    p.add_argument("--norm", choices=("l2", "linf"), default="l2", help="threat model (default l2)")
+    p.add_argument("--steps", type=positive_int, default=10, help="attack steps (default 10)")
+    p.add_argument("--attack", nargs="+", choices=ATTACKS, default=["pgd"],
+                   help="pgd (clipag's) and/or apgd (torchattacks' APGD-CE) (default pgd)")
+    p.add_argument("--templates", default="name",
+                   help="name ('{}'), simple or openai (OpenCLIP's ImageNet templates), or a file (default name)")
+    p.add_argument("--batch-size", type=positive_int, default=128, help="images per batch (default 128)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the attacks' random starts (default 0)")
+    p.add_argument("--out", default="outputs/robustness", help="folder for results.json and results.csv")
+    add_device_args(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = RobustnessConfig(eps=[e for e in args.eps if e > 0], norm=args.norm, steps=args.steps,
+                              attacks=args.attack, templates=args.templates, batch_size=args.batch_size,
+                              seed=args.seed)
+    config.validate()
+    rows = {}
+    for reference in args.model:
+        guide = Guide.from_pretrained(reference, device=args.device, precision=args.precision)
+        images, labels, classes = load_labelled_images(args.data, guide.image_size[0], args.class_column)
+        rows[reference] = evaluate_robustness(guide, images, labels, classes, config)
+    print(f"zero-shot top-1 on {len(labels)} images, {len(classes)} classes ({config.steps} attack steps)")
+    print(_table(rows))
+    out = Path(args.out)
+    save_json({"data": args.data, "images": len(labels), "classes": len(classes), "settings": vars(config),
+               "accuracy": rows, **environment()}, out / "results.json")
+    _write_csv(rows, out / "results.csv")
+    print(f"wrote {out / 'results.json'} and {out / 'results.csv'}")
+    return 0
+
+
+def _table(rows: dict[str, dict[str, float]]) -> str:
+    columns = list(next(iter(rows.values())))
+    lines = ["| model | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
+    lines += [f"| {model} | " + " | ".join(f"{100 * row[c]:.1f}%" for c in columns) + " |"
+              for model, row in rows.items()]
+    return "\n".join(lines)
+
+
+def _write_csv(rows: dict[str, dict[str, float]], path: Path) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["model", "setting", "accuracy"])
+        for model, row in rows.items():
+            writer.writerows([model, setting, f"{value:.6f}"] for setting, value in row.items())

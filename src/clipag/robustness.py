@@ -1,0 +1,145 @@
+"""`clipag robustness`: zero-shot accuracy of a model, clean and under attack, on labelled images.
+
+    images, labels, classes = load_labelled_images("data/emoji/heldout.csv", 64, class_column="name")
+    table = evaluate_robustness(guide, images, labels, classes, RobustnessConfig(eps=[0.43, 1.0]))
+
+Attacks: the project's PGD (clipag.attack) and, because a robustness claim needs an attack its authors
+did not write, APGD-CE from torchattacks (Croce & Hein's AutoAttack component), when it is installed.
+Both maximise the cross-entropy of the true class over the zero-shot logits. Templates: OpenCLIP's
+zero-shot metadata (the 80 OpenAI ImageNet templates, or its 18 "simple" ones), or "{}" alone.
+"""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence
+
+import torch
+from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES, SIMPLE_IMAGENET_TEMPLATES
+
+from .attack import AttackConfig
+from .errors import ClipagError
+from .guide import Guide
+from .io import read_rgb, square_tensor
+from .metrics import zero_shot_accuracy, zero_shot_classifier, zero_shot_logits
+
+ATTACKS = ("pgd", "apgd")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+
+
+@dataclass
+class RobustnessConfig:
+    eps: list[float] = field(default_factory=lambda: [1.5])  # l2: [0,1] pixel units; linf: /255 units
+    norm: str = "l2"
+    steps: int = 10
+    attacks: Sequence[str] = ("pgd",)
+    templates: str = "name"  # "name" ("{}"), "simple", "openai", or a file with one "{}" template per line
+    batch_size: int = 128
+    seed: int = 0
+
+    def validate(self) -> None:
+        unknown = [a for a in self.attacks if a not in ATTACKS]
+        if unknown:
+            raise ClipagError(f"unknown attack {unknown[0]!r}; use {' or '.join(ATTACKS)}")
+        for eps in self.eps:
+            AttackConfig(norm=self.norm, eps=eps, steps=self.steps).validate()
+
+
+def templates_for(choice: str) -> list[str]:
+    """A template set by name, or read from a file of lines holding '{}'."""
+    if choice == "name":
+        return ["{}"]
+    if choice in ("simple", "openai"):
+        functions = SIMPLE_IMAGENET_TEMPLATES if choice == "simple" else OPENAI_IMAGENET_TEMPLATES
+        return [f("{}") for f in functions]
+    try:
+        lines = [line.strip() for line in Path(choice).read_text().splitlines() if line.strip()]
+    except OSError as err:
+        raise ClipagError(f"cannot read templates from {choice} ({err.strerror}); use name, simple, openai "
+                          f"or a file of lines like 'a photo of a {{}}.'") from None
+    if not lines or any("{}" not in line for line in lines):
+        raise ClipagError(f"every template in {choice} must contain {{}} where the class name goes")
+    return lines
+
+
+def load_labelled_images(source: str | Path, size: int, class_column: Optional[str] = None,
+                         path_column: str = "filepath") -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """An image folder (one subfolder per class) or a CSV (image path + class column) ->
+    images (N, 3, size, size) in [0,1], labels (N,), sorted class names. Each image file counts once."""
+    source = Path(source)
+    if source.is_dir():
+        pairs = {str(p): p.parent.name for p in sorted(source.glob("*/*")) if p.suffix.lower() in IMAGE_SUFFIXES}
+    elif source.suffix.lower() == ".csv" and source.is_file():
+        pairs = _csv_pairs(source, class_column, path_column)
+    else:
+        raise ClipagError(f"{source} is neither a folder of class subfolders nor a CSV file; give one of them")
+    if not pairs:
+        raise ClipagError(f"no images found in {source}; a folder needs CLASS/IMAGE.png files")
+    classes = sorted(set(pairs.values()))
+    images = torch.stack([square_tensor(read_rgb(path), size) for path in pairs])  # (N, 3, S, S)
+    labels = torch.tensor([classes.index(name) for name in pairs.values()])
+    return images, labels, classes
+
+
+def _csv_pairs(path: Path, class_column: Optional[str], path_column: str) -> dict[str, str]:
+    if not class_column:
+        raise ClipagError(f"{path} is a CSV: name its class column with --class-column (e.g. name)")
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in (path_column, class_column) if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ClipagError(f"{path} has no column {missing[0]!r}; its columns: {', '.join(reader.fieldnames or [])}")
+        pairs = {}
+        for row in reader:
+            pairs.setdefault(str(path.parent / row[path_column]), row[class_column])
+    return pairs
+
+
+def evaluate_robustness(guide: Guide, images: torch.Tensor, labels: torch.Tensor, classes: Sequence[str],
+                        config: RobustnessConfig = RobustnessConfig()) -> dict[str, float]:
+    """{"clean": acc, "pgd l2 0.43": acc, "apgd l2 0.43": acc, ...}: top-1 accuracies in [0,1]."""
+    config.validate()
+    classifier = zero_shot_classifier(guide, list(classes), templates_for(config.templates))
+    results = {"clean": zero_shot_accuracy(guide, images, labels, classifier, batch_size=config.batch_size)}
+    for eps in config.eps:
+        attack = AttackConfig(norm=config.norm, eps=eps, steps=config.steps)
+        for name in config.attacks:
+            key = f"{name} {config.norm} {eps:g}"
+            if name == "pgd":
+                results[key] = zero_shot_accuracy(guide, images, labels, classifier, attack, config.batch_size,
+                                                  config.seed)
+            else:
+                results[key] = apgd_accuracy(guide, images, labels, classifier, attack, config)
+    return results
+
+
+class ZeroShotClassifier(torch.nn.Module):
+    """Images in [0,1] -> zero-shot logits: what an attack library expects of a classifier."""
+
+    def __init__(self, guide: Guide, classifier: torch.Tensor):
+        super().__init__()
+        self.guide, self.classifier = guide, classifier
+        self.model = guide.model  # registered, so that attack libraries find the parameters' device
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return zero_shot_logits(self.guide, images, self.classifier)
+
+
+def apgd_accuracy(guide: Guide, images: torch.Tensor, labels: torch.Tensor, classifier: torch.Tensor,
+                  attack: AttackConfig, config: RobustnessConfig) -> float:
+    try:
+        import torchattacks
+    except ImportError:
+        raise ClipagError("the apgd attack needs torchattacks: pip install torchattacks") from None
+    model = ZeroShotClassifier(guide, classifier).eval()
+    apgd = torchattacks.APGD(model, norm="L2" if attack.norm == "l2" else "Linf", eps=attack.radius,
+                             steps=attack.steps, seed=config.seed, loss="ce")
+    correct = 0
+    for start in range(0, len(images), config.batch_size):
+        batch = images[start:start + config.batch_size].to(guide.device)
+        target = labels[start:start + config.batch_size].to(guide.device)
+        adversarial = apgd(batch, target)
+        with torch.no_grad():
+            correct += (model(adversarial).argmax(dim=1) == target).sum().item()
+    return correct / len(images)
