@@ -1,0 +1,48 @@
+"""Prompt sets that ship with clipag, and a seeded sampler of MS-COCO captions.
+
+    load_prompts("drawing")            # 100 CLIPDraw-style drawing prompts written for this project
+    load_prompts("prefixes")           # the paper's style prefixes ("an oil painting of", ...)
+    load_prompts("my_prompts.txt")     # any file: one prompt per line, '#' lines are comments
+    sample_coco_captions("captions_val2017.json", 100, seed=0)
+"""
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+from .errors import ClipagError
+from .registry import ASSETS
+
+PROMPT_SETS = {path.stem: path for path in sorted((ASSETS / "prompts").glob("*.txt"))}
+
+
+def load_prompts(name_or_path: str) -> list[str]:
+    """A shipped set by name (see PROMPT_SETS) or a text file of prompts, one per line."""
+    path = PROMPT_SETS.get(name_or_path) or Path(name_or_path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise ClipagError(f"cannot read prompts from {name_or_path} ({err}); give one of "
+                          f"{', '.join(PROMPT_SETS)} or a UTF-8 text file with one prompt per line") from None
+    prompts = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    if not prompts:
+        raise ClipagError(f"{name_or_path} holds no prompts; write one per line")
+    return prompts
+
+
+def sample_coco_captions(annotations: str | Path, count: int, seed: int = 0) -> list[str]:
+    """`count` captions of distinct images from an MS-COCO captions file (captions_val2017.json), seeded."""
+    try:
+        data = json.loads(Path(annotations).read_text(encoding="utf-8"))
+        entries = data["annotations"]
+        by_image = {}
+        for entry in sorted(entries, key=lambda e: e["id"]):
+            by_image.setdefault(entry["image_id"], entry["caption"].strip())
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
+        raise ClipagError(f"{annotations} is not an MS-COCO captions file ({err}); give e.g. "
+                          f"annotations/captions_val2017.json") from None
+    if count > len(by_image):
+        raise ClipagError(f"asked for {count} captions but {annotations} covers {len(by_image)} images")
+    images = random.Random(seed).sample(sorted(by_image), count)
+    return [by_image[image] for image in images]
