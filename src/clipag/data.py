@@ -39,7 +39,6 @@ import io
 import json
 import os
 import re
-import struct
 import warnings
 import zlib
 from dataclasses import dataclass
@@ -52,13 +51,11 @@ from PIL import Image
 from torch.utils.data import ConcatDataset, Dataset, IterableDataset, Subset, get_worker_info
 
 from .errors import ClipagError
-from .io import read_rgb, square_tensor
+from .io import DECODE_ERRORS, read_rgb, square_tensor
 
 Sample = Optional[tuple[torch.Tensor, str]]  # (image (3, S, S) in [0,1], caption), None when unreadable
 TAR_IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 FOLDER_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
-# What PIL and its codecs raise on truncated, corrupt or non-image files (UnidentifiedImageError is an OSError).
-DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, zlib.error, Image.DecompressionBombError)
 SUPPORTED = ("a .csv/.tsv file, a webdataset .tar shard, a brace pattern like dir/{00000..00009}.tar, "
              "a folder of .tar shards, or a folder of images with NAME.txt captions")
 

@@ -10,7 +10,9 @@ import json
 import os
 import platform
 import re
+import struct
 import tempfile
+import zlib
 from importlib import metadata
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -106,6 +108,10 @@ def square_tensor(image: Image.Image, size: int) -> torch.Tensor:
     from torchvision.transforms import functional as TF
     image = TF.resize(image, size, interpolation=InterpolationMode.BICUBIC)
     return TF.to_tensor(TF.center_crop(image, size))
+
+
+# What PIL and its codecs raise on truncated, corrupt or non-image files (UnidentifiedImageError is an OSError).
+DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, zlib.error, Image.DecompressionBombError)
 
 
 def read_rgb(path: str | os.PathLike) -> Image.Image:

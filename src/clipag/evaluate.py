@@ -1,0 +1,141 @@
+"""`clipag evaluate`: score generated images against their prompts with evaluator models.
+
+    items, problems = collect_items(["outputs/generate"])          # run folders or image,prompt CSVs
+    report = evaluate_items(items, {"clip-emoji": Guide.from_pretrained("clip-emoji")}, top_k=(1, 5))
+
+For each evaluator: the cosine similarity of every image with its own prompt, and R-Precision, the
+share of images whose prompt is among the k prompts of the whole set most similar to them. Optionally
+the aesthetic score (clipag.aesthetic). An evaluator that also guided an image scores it with a bias
+(it was optimised for that model): such pairs are reported as warnings.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import torch
+
+from .aesthetic import AestheticScorer
+from .errors import ClipagError
+from .guide import Guide
+from .io import DECODE_ERRORS, read_rgb, square_tensor
+from .metrics import paired_similarity, r_precision
+
+
+@dataclass
+class Item:
+    image: str
+    prompt: str
+    model: str = ""  # the guide that made it, when known
+    seed: Optional[int] = None
+
+
+def collect_items(sources: Sequence[str]) -> tuple[list[Item], list[str]]:
+    """Run folders (each image's settings JSON, as `clipag generate` writes) or CSV files (image, prompt
+    columns; paths relative to the file) -> readable items, and one line per item that cannot be scored."""
+    items, problems = [], []
+    for source in map(Path, sources):
+        if source.is_dir():
+            found = _from_run_folder(source, problems)
+        elif source.suffix.lower() == ".csv" and source.is_file():
+            found = _from_csv(source, problems)
+        else:
+            raise ClipagError(f"{source} is neither a run folder nor a CSV of image,prompt; give one of them")
+        items += found
+    if not items:
+        raise ClipagError(f"nothing to evaluate in {', '.join(sources)}"
+                          + (f" ({len(problems)} unreadable items, e.g. {problems[0]})" if problems else ""))
+    return items, problems
+
+
+def _from_run_folder(folder: Path, problems: list[str]) -> list[Item]:
+    items = []
+    for record_file in sorted(folder.rglob("*.json")):
+        try:
+            record = json.loads(record_file.read_text())
+        except (OSError, json.JSONDecodeError):
+            problems.append(f"{record_file}: not readable JSON")
+            continue
+        if not isinstance(record, dict) or "image" not in record or "prompt" not in record:
+            continue  # another kind of JSON (results, settings of a run): not an image record
+        image = Path(record["image"])
+        if not image.is_absolute() and not image.exists():
+            image = record_file.parent / image.name
+        items.append(Item(str(image), record["prompt"], record.get("model", ""), record.get("seed")))
+    return _readable(items, problems)
+
+
+def _from_csv(path: Path, problems: list[str]) -> list[Item]:
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        if not {"image", "prompt"} <= set(reader.fieldnames or []):
+            raise ClipagError(f"{path} needs columns image and prompt (it has {', '.join(reader.fieldnames or [])})")
+        rows = list(reader)
+    return _readable([Item(str(path.parent / r["image"]), r["prompt"], r.get("model", "")) for r in rows], problems)
+
+
+def _readable(items: list[Item], problems: list[str]) -> list[Item]:
+    kept = []
+    for item in items:
+        try:
+            read_rgb(item.image)
+            kept.append(item)
+        except DECODE_ERRORS as err:
+            problems.append(f"{item.image}: cannot read the image ({type(err).__name__})")
+    return kept
+
+
+def load_images(items: Sequence[Item], size: int) -> torch.Tensor:
+    return torch.stack([square_tensor(read_rgb(item.image), size) for item in items])  # (N, 3, S, S)
+
+
+@torch.no_grad()
+def evaluate_items(items: Sequence[Item], evaluators: dict[str, Guide], top_k: Sequence[int] = (1,),
+                   aesthetic: Optional[AestheticScorer] = None, batch_size: int = 64) -> dict:
+    """Per-item scores and a summary per evaluator (mean similarity, R-Precision@k), plus warnings."""
+    prompts = sorted({item.prompt for item in items})
+    targets = torch.tensor([prompts.index(item.prompt) for item in items])
+    rows = [asdict(item) for item in items]
+    summary, warnings = {}, []
+    for name, guide in evaluators.items():
+        images = load_images(items, guide.image_size[0])
+        image_features = torch.cat([guide.encode_image(images[i:i + batch_size].to(guide.device)).float().cpu()
+                                    for i in range(0, len(images), batch_size)])  # (N, D)
+        text_features = guide.encode_text(prompts, cache=False).float().cpu()  # (P, D)
+        similarity = paired_similarity(image_features, text_features[targets])
+        ranks = (image_features @ text_features.T > similarity.view(-1, 1)).sum(dim=1)  # prompts ranked above own
+        for row, s, r in zip(rows, similarity.tolist(), ranks.tolist()):
+            row[f"{name} similarity"], row[f"{name} rank"] = s, r + 1
+        summary[name] = {"similarity": similarity.mean().item(),
+                         **{f"r_precision@{k}": r_precision(image_features, text_features, targets, k) for k in top_k}}
+        biased = sorted({item.model for item in items if item.model == name})
+        if biased:
+            warnings.append(f"{name} also guided these images, so its scores of them are biased upwards")
+    if aesthetic is not None:
+        scores = aesthetic(load_images(items, aesthetic.embedder.image_size[0]))
+        for row, s in zip(rows, scores.tolist()):
+            row["aesthetic"] = s
+        summary["aesthetic"] = {"mean": scores.mean().item()}
+    return {"images": len(items), "prompts": len(prompts), "summary": summary, "items": rows, "warnings": warnings}
+
+
+def write_report(report: dict, out: Path) -> None:
+    from .io import atomic_path, save_json
+    save_json(report, out / "results.json")
+    columns = list(report["items"][0])
+    with atomic_path(out / "results.csv") as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, columns)
+        writer.writeheader()
+        writer.writerows(report["items"])
+
+
+def summary_table(report: dict) -> str:
+    lines = ["| evaluator | metric | value |", "|---|---|---:|"]
+    for evaluator, metrics in report["summary"].items():
+        for metric, value in metrics.items():
+            shown = f"{100 * value:.1f}%" if metric.startswith("r_precision") else f"{value:.4f}"
+            lines.append(f"| {evaluator} | {metric} | {shown} |")
+    return "\n".join(lines)
