@@ -6,9 +6,9 @@ import sys
 import warnings
 
 from ..errors import ClipagError
-from . import data, evaluate, generate, gmm, models, robustness, train
+from . import compare, data, evaluate, generate, gmm, models, robustness, train
 
-COMMANDS = (generate, train, models, gmm, data, evaluate, robustness)
+COMMANDS = (generate, train, models, gmm, data, evaluate, compare, robustness)
 
 
 class Parser(argparse.ArgumentParser):

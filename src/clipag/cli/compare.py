@@ -1,0 +1,58 @@
+"""`clipag compare`: the same prompts and seeds through one method with several guides, one report."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..aesthetic import DEFAULT_EMBEDDER, optional_scorer
+from ..augment import ViewConfig
+from ..compare import METHODS, compare, metric_rows
+from ..generate import GenerateConfig
+from ..prompts import PROMPT_SETS, load_prompts
+from .args import add_device_args, non_negative_int, positive_int
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "compare", help="run one method with several guides on the same prompts; write an HTML report",
+        description="Generate every prompt x seed with each guide, score all runs with the evaluators, and "
+                    "write report.html and report.md (metrics table, chart, side-by-side strips).")
+    p.add_argument("prompts", nargs="*", metavar="PROMPT", help="prompts (or use --prompts)")
+    p.add_argument("--prompts", dest="prompt_set", help=f"a prompt file, or a shipped set: {', '.join(PROMPT_SETS)}")
+    p.add_argument("--limit", type=positive_int, help="use only the first N prompts")
+    p.add_argument("--guide", action="append", required=True, help="guide model; give two or more")
+    p.add_argument("--evaluator", action="append", required=True, help="evaluator model; repeatable")
+    p.add_argument("--method", choices=sorted(METHODS), default="generate", help="what the guides drive (default generate)")
+    p.add_argument("--seed", type=int, nargs="+", default=[0], help="seeds (default 0)")
+    p.add_argument("--steps", type=positive_int, default=100, help="generation steps (default 100)")
+    p.add_argument("--views", type=non_negative_int, default=32, help="augmented views per step (default 32)")
+    p.add_argument("--crops", type=non_negative_int, default=32, help="random crops per step (default 32)")
+    p.add_argument("--init", default="gmm", help="gmm (default), noise, or an image path")
+    p.add_argument("--gmm", help="GMM file for --init gmm (default: the guide's own, if it names one)")
+    p.add_argument("--top-k", type=positive_int, nargs="+", default=[1], help="R-Precision k values (default 1)")
+    p.add_argument("--aesthetic", help="aesthetic predictor file; adds scores and pairwise preference")
+    p.add_argument("--aesthetic-embedder", default=DEFAULT_EMBEDDER, help=f"its embedder (default {DEFAULT_EMBEDDER})")
+    p.add_argument("--out", default="outputs/compare", help="report folder (default outputs/compare)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_device_args(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    prompts = list(args.prompts) + (load_prompts(args.prompt_set) if args.prompt_set else [])
+    if not prompts:
+        from ..errors import ClipagError
+        raise ClipagError("no prompts; give them as arguments or with --prompts FILE_OR_SET (e.g. --prompts drawing)")
+    prompts = prompts[:args.limit] if args.limit else prompts
+    config = GenerateConfig(steps=args.steps, init=args.init, gmm_path=args.gmm,
+                            views=ViewConfig(views=args.views, crops=args.crops))
+    config.validate()
+    scorer = optional_scorer(args.aesthetic, args.aesthetic_embedder, args.device)
+    report = compare(prompts, args.guide, args.out, args.evaluator, args.seed, args.method, config, args.top_k,
+                     scorer, args.device, args.precision, progress=not args.quiet)
+    header, rows = metric_rows(report)
+    print("| " + " | ".join(header) + " |")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    print(f"wrote {Path(args.out) / 'report.html'} and {Path(args.out) / 'report.md'}")
+    return 0

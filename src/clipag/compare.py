@@ -1,0 +1,164 @@
+"""`clipag compare`: one method, several guides, the same prompts and seeds; evaluated; one report.
+
+    report = compare(["a red apple", "fire"], ["clip-emoji", "clipag-emoji"], "outputs/compare",
+                     evaluators=["emoji-judge"], seeds=[0, 1])
+
+Each guide's images go to OUT/runs/GUIDE/ (as the method's command writes them); every run is scored by
+every evaluator (clipag.evaluate), with the aesthetic score and pairwise preference against the first
+guide when a predictor is given. OUT/report.html and its Markdown twin OUT/report.md hold the metrics
+table, a bar chart, and one side-by-side strip per prompt (each guide's seeds in turn).
+Methods are looked up in METHODS, so the guided tools plug in as they arrive.
+"""
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+from .aesthetic import AestheticScorer, pairwise_preference
+from .evaluate import collect_items, evaluate_items
+from .errors import ClipagError
+from .generate import GenerateConfig, generate_to_folder
+from .guide import Guide
+from .io import image_grid, load_image, save_json, save_png, slugify
+
+Method = Callable[[Guide, Sequence[str], Sequence[int], Path, str, bool], None]
+
+
+def _run_generate(config: GenerateConfig) -> Method:
+    def run(guide, prompts, seeds, out_dir, reference, progress):
+        generate_to_folder(guide, prompts, seeds, out_dir, config, model_reference=reference, progress=progress)
+    return run
+
+
+METHODS: dict[str, Callable[..., Method]] = {"generate": _run_generate}
+
+
+def compare(prompts: Sequence[str], guides: Sequence[str], out_dir: str | Path, evaluators: Sequence[str],
+            seeds: Sequence[int] = (0,), method: str = "generate", method_config=None, top_k: Sequence[int] = (1,),
+            aesthetic: Optional[AestheticScorer] = None, device: str = "auto", precision: str = "fp32",
+            progress: bool = True) -> dict:
+    """Run `method` with each guide, evaluate every run, write report.html / report.md; returns the report."""
+    if len(guides) < 2:
+        raise ClipagError("compare needs two or more guides, e.g. --guide clip-emoji --guide clipag-emoji")
+    if method not in METHODS:
+        raise ClipagError(f"unknown method {method!r}; available: {', '.join(METHODS)}")
+    out_dir = Path(out_dir)
+    run_method = METHODS[method](method_config or GenerateConfig())
+    scorers = {ref: Guide.from_pretrained(ref, device=device, precision=precision) for ref in evaluators}
+    runs = {}
+    for reference in guides:
+        run_dir = out_dir / "runs" / slugify(reference)
+        guide = Guide.from_pretrained(reference, device=device, precision=precision)
+        run_method(guide, prompts, seeds, run_dir, reference, progress)
+        items, problems = collect_items([str(run_dir)])
+        runs[reference] = {**evaluate_items(items, scorers, top_k, aesthetic), "skipped": problems, "folder": str(run_dir)}
+    report = {"method": method, "guides": list(guides), "evaluators": list(evaluators), "prompts": list(prompts),
+              "seeds": list(seeds), "runs": runs, "preference": _preferences(runs, guides) if aesthetic else {}}
+    save_json(report, out_dir / "report.json")
+    write_report_files(report, out_dir)
+    return report
+
+
+def _preferences(runs: dict, guides: Sequence[str]) -> dict:
+    """Aesthetic preference of each later guide over the first, paired by (prompt, seed)."""
+    def scores(guide):
+        return {(row["prompt"], row["seed"]): row["aesthetic"] for row in runs[guide]["items"]}
+    base = scores(guides[0])
+    result = {}
+    for guide in guides[1:]:
+        other = scores(guide)
+        keys = sorted(set(base) & set(other), key=str)
+        result[f"{guide} over {guides[0]}"] = vars(pairwise_preference([other[k] for k in keys], [base[k] for k in keys]))
+    return result
+
+
+# ---------------------------------------------------------------- report files
+
+def metric_rows(report: dict) -> tuple[list[str], list[list[str]]]:
+    """Table header and rows: one row per guide, one column per evaluator metric."""
+    first = report["runs"][report["guides"][0]]["summary"]
+    columns = [(evaluator, metric) for evaluator, metrics in first.items() for metric in metrics]
+    header = ["guide"] + [f"{evaluator} {metric}" for evaluator, metric in columns]
+    rows = []
+    for guide in report["guides"]:
+        summary = report["runs"][guide]["summary"]
+        rows.append([guide] + [_format(metric, summary[e][metric]) for e, metric in columns])
+    return header, rows
+
+
+def _format(metric: str, value: float) -> str:
+    return f"{100 * value:.1f}%" if metric.startswith("r_precision") else f"{value:.4f}"
+
+
+def write_report_files(report: dict, out_dir: Path) -> None:
+    header, rows = metric_rows(report)
+    strips = _prompt_strips(report, out_dir)
+    _bar_chart(report, out_dir / "metrics.png")
+    warnings = sorted({w for run in report["runs"].values() for w in run["warnings"]})
+    md = [f"# {report['method']}: {' vs '.join(report['guides'])}", "",
+          f"{len(report['prompts'])} prompts x seeds {report['seeds']}; evaluators: {', '.join(report['evaluators'])}", "",
+          "| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
+    md += ["", *[f"> warning: {w}" for w in warnings], "", "![metrics](metrics.png)", ""]
+    for name, value in report["preference"].items():
+        md.append(f"- aesthetic preference, {name}: {100 * value['wins']:.1f}% "
+                  f"(95% CI {100 * value['low']:.1f}-{100 * value['high']:.1f}%, {value['prompts']} pairs)")
+    md += ["", "## Per prompt (columns: " + ", ".join(f"{g} seeds {report['seeds']}" for g in report["guides"]) + ")", ""]
+    md += [f"**{prompt}**\n\n![{prompt}]({strip})\n" for prompt, strip in strips]
+    (out_dir / "report.md").write_text("\n".join(md) + "\n")
+    (out_dir / "report.html").write_text(_html(report, header, rows, warnings, strips))
+
+
+def _prompt_strips(report: dict, out_dir: Path) -> list[tuple[str, str]]:
+    strips = []
+    for prompt in report["prompts"]:
+        tiles = []
+        for guide in report["guides"]:
+            by_seed = {row["seed"]: row["image"] for row in report["runs"][guide]["items"] if row["prompt"] == prompt}
+            tiles += [load_image(by_seed[s], 128)[0] for s in report["seeds"] if s in by_seed]
+        if tiles:
+            name = f"strips/{slugify(prompt)}.png"
+            save_png(image_grid(tiles, columns=len(tiles)), out_dir / name)
+            strips.append((prompt, name))
+    return strips
+
+
+def _bar_chart(report: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    evaluators = report["evaluators"]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    width = 0.8 / len(report["guides"])
+    for i, guide in enumerate(report["guides"]):
+        summary = report["runs"][guide]["summary"]
+        xs = [e + i * width for e in range(len(evaluators))]
+        axes[0].bar(xs, [summary[e]["r_precision@1"] for e in evaluators], width, label=guide)
+        axes[1].bar(xs, [summary[e]["similarity"] for e in evaluators], width, label=guide)
+    for ax, title in zip(axes, ("R-Precision@1", "mean similarity")):
+        ax.set_xticks([e + 0.4 - width / 2 for e in range(len(evaluators))], evaluators)
+        ax.set_title(title)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _html(report: dict, header: list[str], rows: list[list[str]], warnings: list[str],
+          strips: list[tuple[str, str]]) -> str:
+    e = html.escape
+    table = "<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>" + "".join(
+        "<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows) + "</table>"
+    prefs = "".join(f"<li>aesthetic preference, {e(n)}: {100 * v['wins']:.1f}% (95% CI {100 * v['low']:.1f}-"
+                    f"{100 * v['high']:.1f}%, {v['prompts']} pairs)</li>" for n, v in report["preference"].items())
+    body = "".join(f"<h3>{e(p)}</h3><img src=\"{e(s)}\" alt=\"{e(p)}\"/>" for p, s in strips)
+    return (f"<!doctype html><html><head><meta charset=\"utf-8\"/><title>{e(report['method'])} comparison</title>"
+            "<style>body{font-family:sans-serif;margin:2em}td,th{padding:4px 10px;border-bottom:1px solid #ddd}"
+            "img{image-rendering:pixelated;max-width:100%}</style></head><body>"
+            f"<h1>{e(report['method'])}: {e(' vs '.join(report['guides']))}</h1>"
+            f"<p>{len(report['prompts'])} prompts, seeds {e(str(report['seeds']))}; evaluators "
+            f"{e(', '.join(report['evaluators']))}</p>{table}"
+            + "".join(f"<p><b>warning:</b> {e(w)}</p>" for w in warnings)
+            + f"<img src=\"metrics.png\" alt=\"metrics\"/><ul>{prefs}</ul><h2>Per prompt</h2>"
+            f"<p>columns: {e(', '.join(report['guides']))}, each with its seeds</p>{body}</body></html>\n")

@@ -1,0 +1,35 @@
+"""`clipag compare` end to end on tiny random models."""
+import json
+from xml.etree import ElementTree
+
+import pytest
+
+from clipag.cli.main import main
+
+
+def test_compare_writes_a_well_formed_report(tmp_path, capsys, tiny_checkpoint):
+    out = tmp_path / "cmp"
+    second = f"clipag-tiny:{tiny_checkpoint[0]}"
+    code = main(["compare", "a red apple", "fire", "--guide", "clipag-tiny:random", "--guide", second,
+                 "--evaluator", "clipag-tiny:random", "--seed", "0", "1", "--steps", "2", "--views", "2",
+                 "--crops", "1", "--init", "noise", "--out", str(out), "--quiet"])
+    assert code == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["guides"] == ["clipag-tiny:random", second]
+    for guide in report["guides"]:
+        run = report["runs"][guide]
+        assert run["images"] == 4 and 0 <= run["summary"]["clipag-tiny:random"]["r_precision@1"] <= 1
+    markdown = (out / "report.md").read_text()
+    assert "| clipag-tiny:random |" in markdown and "strips/a-red-apple.png" in markdown
+    assert "biased" in markdown  # the evaluator also guided the first run
+    for name in ("metrics.png", "strips/a-red-apple.png", "strips/fire.png"):
+        assert (out / name).stat().st_size > 0
+    page = (out / "report.html").read_text()
+    ElementTree.fromstring(page.replace("<!doctype html>", ""))  # well-formed markup
+    assert page.count("<img") == 3
+
+
+def test_compare_needs_two_guides(tmp_path, capsys):
+    assert main(["compare", "x", "--guide", "clipag-tiny:random", "--evaluator", "clipag-tiny:random",
+                 "--out", str(tmp_path)]) == 2
+    assert "two or more guides" in capsys.readouterr().err
