@@ -188,8 +188,6 @@ def _preprocess_cfg(model) -> dict:
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Read weights safely; unwrap a `state_dict` entry and strip DDP/compile key prefixes."""
     path = Path(path)
-    if not path.is_file() and spec.bundled:
-        raise ClipagError(f"weights of {spec.name} not found: {path} should ship with clipag; reinstall it")
     if not path.is_file():
         raise ClipagError(f"checkpoint not found: {path}")
     if path.suffix.lower() == ".safetensors":
