@@ -1,0 +1,164 @@
+"""The evidence of PAG on the embedded emoji models, in one script (the numbers in docs/models/).
+
+    python benchmarks/emoji_evidence.py --data data/emoji --out docs/evidence
+    # or in parts, side by side on two cores:
+    python benchmarks/emoji_evidence.py --parts generation --splits heldout --threads 1 --name heldout &
+    python benchmarks/emoji_evidence.py --parts generation --splits train --threads 1 --name train &
+    python benchmarks/emoji_evidence.py --parts robustness --name robustness
+
+1. Robustness: zero-shot accuracy of clip-emoji, clipag-emoji and emoji-judge on the held-out emoji
+   (each image among all held-out names), clean and under L2 attacks: the project's PGD and
+   torchattacks' APGD-CE (clipag.robustness).
+2. Generation: each guide generates every prompt of a seeded sample of held-out (and training) names,
+   from the GMM start and from noise; the independent emoji-judge (another architecture, another seed,
+   never a guide) scores the images: R-Precision (top-1 of the generating name among the sample's
+   names) and the mean cosine similarity to the generating name. "init" rows score the starting
+   images alone, before any gradient step.
+Prints Markdown tables, writes results-NAME.json and, per split and init, a grid: one row per prompt,
+clip-emoji's seeds then clipag-emoji's.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import random
+import time
+from pathlib import Path
+
+import torch
+
+from clipag import GenerateConfig, Guide, ViewConfig, generate
+from clipag.gmm import ClassGMM
+from clipag.io import environment, image_grid, save_json, save_png
+from clipag.metrics import paired_similarity, r_precision
+from clipag.registry import default_gmm
+from clipag.robustness import RobustnessConfig, evaluate_robustness, load_labelled_images
+
+GUIDES = ("clip-emoji", "clipag-emoji")
+JUDGE = "emoji-judge"
+
+
+def main() -> None:
+    args = parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    out = Path(args.out)
+    results = {"settings": vars(args), **environment()}
+    if "robustness" in args.parts:
+        results["robustness"] = robustness(args)
+        print(robustness_table(results["robustness"], args))
+    if "generation" in args.parts:
+        results["generation"] = generation(args, out)
+        print(generation_table(results["generation"]))
+    save_json(results, out / f"results-{args.name}.json")
+    print(f"\nwrote {out / f'results-{args.name}.json'}" + (" and grids" if "generation" in args.parts else ""))
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", default="data/emoji", help="folder written by `clipag data emoji`")
+    p.add_argument("--out", default="outputs/emoji-evidence")
+    p.add_argument("--names", type=int, default=24, help="names sampled per split for generation")
+    p.add_argument("--splits", nargs="+", default=["heldout", "train"], choices=("heldout", "train"))
+    p.add_argument("--inits", nargs="+", default=["gmm", "noise"], choices=("gmm", "noise"))
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--views", type=int, default=16)
+    p.add_argument("--crops", type=int, default=16)
+    p.add_argument("--eps", type=float, nargs="+", default=[0.43, 1.0], help="L2 radii of the robustness attack")
+    p.add_argument("--attack-steps", type=int, default=10)
+    p.add_argument("--attacks", nargs="+", default=["pgd", "apgd"], choices=("pgd", "apgd"))
+    p.add_argument("--parts", nargs="+", default=["robustness", "generation"], choices=("robustness", "generation"))
+    p.add_argument("--name", default="all", help="results-NAME.json")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    return p.parse_args()
+
+
+# ---------------------------------------------------------------- 1. robustness on held-out emoji
+
+def robustness(args) -> dict:
+    images, labels, classes = load_labelled_images(Path(args.data) / "heldout.csv", 64, class_column="name")
+    config = RobustnessConfig(eps=args.eps, norm="l2", steps=args.attack_steps, attacks=args.attacks)
+    rows = {reference: evaluate_robustness(Guide.from_pretrained(reference, device="cpu"), images, labels,
+                                           classes, config) for reference in (*GUIDES, JUDGE)}
+    return {"images": len(images), "classes": len(classes), "accuracy": rows}
+
+
+def robustness_table(result: dict, args) -> str:
+    columns = list(next(iter(result["accuracy"].values())))
+    lines = [f"\nZero-shot top-1 on {result['images']} held-out images among {result['classes']} held-out names "
+             f"(L2 attacks, {args.attack_steps} steps):\n", "| model | " + " | ".join(columns) + " |",
+             "|---|" + "---:|" * len(columns)]
+    for model, row in result["accuracy"].items():
+        lines.append(f"| {model} | " + " | ".join(f"{100 * row[c]:.1f}%" for c in columns) + " |")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- 2. generation judged by another model
+
+def sample_names(data: Path, split: str, count: int) -> list[str]:
+    """A seeded sample of base names (no skin-tone variants) of one split."""
+    file = data / ("heldout.csv" if split == "heldout" else "train.csv")
+    with open(file, newline="") as f:
+        names = sorted({row["name"] for row in csv.DictReader(f) if ":" not in row["name"]})
+    return sorted(random.Random(0).sample(names, min(count, len(names))))
+
+
+def generation(args, out: Path) -> dict:
+    judge = Guide.from_pretrained(JUDGE, device="cpu")
+    guides = {name: Guide.from_pretrained(name, device="cpu") for name in GUIDES}
+    gmm = ClassGMM.load(default_gmm("clipag-emoji"))
+    rows, timing = [], {}
+    for split in args.splits:
+        prompts = sample_names(Path(args.data), split, args.names)
+        prompt_features = judge.encode_text(prompts)  # (P, D)
+        for init in args.inits:
+            config = GenerateConfig(steps=args.steps, init=init, trajectory_frames=1,
+                                    views=ViewConfig(views=args.views, crops=args.crops))
+            finals = {}
+            for name, guide in guides.items():
+                started = time.perf_counter()
+                results = [generate(guide, p, s, config, gmm if init == "gmm" else None, progress=False)
+                           for p in prompts for s in args.seeds]
+                timing[name] = (time.perf_counter() - started) / len(results)
+                targets = torch.tensor([i for i in range(len(prompts)) for _ in args.seeds])
+                finals[name] = [r.image for r in results]
+                rows.append(judge_row(judge, prompt_features, targets, split, init, name, finals[name]))
+                if name == GUIDES[0] or init == "gmm":  # the start depends on the guide (best of the GMM)
+                    rows.append(judge_row(judge, prompt_features, targets, split, init, f"{name} init",
+                                          [r.frames[0] for r in results]))
+            save_comparison_grid(finals, len(args.seeds), out / f"{split}-{init}.png")
+    return {"rows": rows, "seconds_per_image": timing, "judge": JUDGE}
+
+
+def judge_row(judge: Guide, prompt_features: torch.Tensor, targets: torch.Tensor, split: str, init: str,
+              guide: str, images: list[torch.Tensor]) -> dict:
+    with torch.no_grad():
+        features = judge.encode_image(torch.stack(images))  # (N, D)
+    return {"split": split, "init": init, "guide": guide, "images": len(images),
+            "r_precision": r_precision(features, prompt_features, targets),
+            "similarity": paired_similarity(features, prompt_features[targets]).mean().item()}
+
+
+def save_comparison_grid(finals: dict[str, list[torch.Tensor]], seeds: int, path: Path) -> None:
+    """One row per prompt: the first guide's seeds, then the second's."""
+    first, second = (finals[name] for name in GUIDES)
+    tiles = []
+    for p in range(len(first) // seeds):
+        tiles += first[p * seeds:(p + 1) * seeds] + second[p * seeds:(p + 1) * seeds]
+    save_png(image_grid(tiles, columns=2 * seeds), path)
+
+
+def generation_table(result: dict) -> str:
+    lines = [f"\nGenerated images judged by {result['judge']} (R-Precision: top-1 among the split's sampled names):\n",
+             "| split | init | guide | images | R-Precision | judge similarity |", "|---|---|---|---:|---:|---:|"]
+    for r in result["rows"]:
+        lines.append(f"| {r['split']} | {r['init']} | {r['guide']} | {r['images']} | "
+                     f"{100 * r['r_precision']:.1f}% | {r['similarity']:.3f} |")
+    lines.append("\nseconds per image: " + ", ".join(f"{k} {v:.1f}" for k, v in result["seconds_per_image"].items()))
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
