@@ -33,3 +33,14 @@ def test_compare_needs_two_guides(tmp_path, capsys):
     assert main(["compare", "x", "--guide", "clipag-tiny:random", "--evaluator", "clipag-tiny:random",
                  "--out", str(tmp_path)]) == 2
     assert "two or more guides" in capsys.readouterr().err
+
+
+def test_compare_runs_clipdraw_too(tmp_path, capsys, tiny_checkpoint):
+    out = tmp_path / "cmp"
+    code = main(["compare", "a red apple", "--method", "draw", "--guide", "clipag-tiny:random",
+                 "--guide", f"clipag-tiny:{tiny_checkpoint[0]}", "--evaluator", "clipag-tiny:random",
+                 "--steps", "2", "--strokes", "4", "--out", str(out), "--quiet"])
+    assert code == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["method"] == "draw" and all(run["images"] == 1 for run in report["runs"].values())
+    assert (out / "strips" / "a-red-apple.png").is_file()

@@ -36,3 +36,21 @@ def test_coco_sampling_is_seeded_and_one_caption_per_image(tmp_path):
     path.write_text("{}")
     with pytest.raises(ClipagError, match="not an MS-COCO"):
         sample_coco_captions(path, 1)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("a red apple", ("a red apple", 1.0)),
+    ("a red apple:2", ("a red apple", 2.0)),
+    ("blurry:-0.5", ("blurry", -0.5)),
+    ("time: 3 o'clock", ("time: 3 o'clock", 1.0)),
+])
+def test_weighted_prompts(text, expected):
+    from clipag.prompts import parse_weighted_prompt
+    assert parse_weighted_prompt(text) == expected
+
+
+def test_weighted_prompt_errors():
+    from clipag.prompts import parse_weighted_prompt
+    for bad in (":2", "cat:0"):
+        with pytest.raises(ClipagError):
+            parse_weighted_prompt(bad)

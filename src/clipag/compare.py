@@ -31,7 +31,16 @@ def _run_generate(config: GenerateConfig) -> Method:
     return run
 
 
-METHODS: dict[str, Callable[..., Method]] = {"generate": _run_generate}
+def _run_draw(config) -> Method:
+    from .draw import draw_to_folder
+
+    def run(guide, prompts, seeds, out_dir, reference, progress):
+        for prompt in prompts:  # one drawing per prompt and seed
+            draw_to_folder(guide, [prompt], seeds, out_dir, config, model_reference=reference, progress=progress)
+    return run
+
+
+METHODS: dict[str, Callable[..., Method]] = {"generate": _run_generate, "draw": _run_draw}
 
 
 def compare(prompts: Sequence[str], guides: Sequence[str], out_dir: str | Path, evaluators: Sequence[str],
@@ -44,7 +53,7 @@ def compare(prompts: Sequence[str], guides: Sequence[str], out_dir: str | Path, 
     if method not in METHODS:
         raise ClipagError(f"unknown method {method!r}; available: {', '.join(METHODS)}")
     out_dir = Path(out_dir)
-    run_method = METHODS[method](method_config or GenerateConfig())
+    run_method = METHODS[method](method_config if method_config is not None else _default_config(method))
     scorers = {ref: Guide.from_pretrained(ref, device=device, precision=precision) for ref in evaluators}
     runs = {}
     for reference in guides:
@@ -58,6 +67,13 @@ def compare(prompts: Sequence[str], guides: Sequence[str], out_dir: str | Path, 
     save_json(report, out_dir / "report.json")
     write_report_files(report, out_dir)
     return report
+
+
+def _default_config(method: str):
+    if method == "draw":
+        from .draw import DrawConfig
+        return DrawConfig()
+    return GenerateConfig()
 
 
 def _preferences(runs: dict, guides: Sequence[str]) -> dict:

@@ -46,3 +46,29 @@ def sample_coco_captions(annotations: str | Path, count: int, seed: int = 0) -> 
         raise ClipagError(f"asked for {count} captions but {annotations} covers {len(by_image)} images")
     images = random.Random(seed).sample(sorted(by_image), count)
     return [by_image[image] for image in images]
+
+
+def parse_weighted_prompt(text: str) -> tuple[str, float]:
+    """'a red apple:2' -> ('a red apple', 2.0); a negative weight makes a negative prompt; no ':w' -> 1."""
+    body, colon, tail = text.rpartition(":")
+    if colon:
+        try:
+            weight = float(tail)
+        except ValueError:
+            body, weight = text, 1.0  # a colon that is part of the prompt
+    else:
+        body, weight = text, 1.0
+    body = body.strip()
+    if not body:
+        raise ClipagError(f"empty prompt in {text!r}; write TEXT or TEXT:WEIGHT, e.g. \"a red apple:1.5\"")
+    if weight == 0:
+        raise ClipagError(f"prompt weight 0 in {text!r} does nothing; use a positive or negative weight")
+    return body, weight
+
+
+def weighted_text_features(guide, prompts: list[str]):
+    """Prompts with optional ':weight' -> unit text features (P, D) and weights (P,)."""
+    import torch
+    parsed = [parse_weighted_prompt(p) for p in prompts]
+    features = guide.encode_text([text for text, _ in parsed])  # (P, D)
+    return features, torch.tensor([w for _, w in parsed], device=features.device, dtype=features.dtype)

@@ -24,7 +24,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--evaluator", action="append", required=True, help="evaluator model; repeatable")
     p.add_argument("--method", choices=sorted(METHODS), default="generate", help="what the guides drive (default generate)")
     p.add_argument("--seed", type=int, nargs="+", default=[0], help="seeds (default 0)")
-    p.add_argument("--steps", type=positive_int, default=100, help="generation steps (default 100)")
+    p.add_argument("--steps", type=positive_int, default=100, help="steps (iterations for draw) (default 100)")
+    p.add_argument("--strokes", type=positive_int, default=256, help="draw: number of strokes (default 256)")
     p.add_argument("--views", type=non_negative_int, default=32, help="augmented views per step (default 32)")
     p.add_argument("--crops", type=non_negative_int, default=32, help="random crops per step (default 32)")
     p.add_argument("--init", default="gmm", help="gmm (default), noise, or an image path")
@@ -44,8 +45,12 @@ def run(args: argparse.Namespace) -> int:
         from ..errors import ClipagError
         raise ClipagError("no prompts; give them as arguments or with --prompts FILE_OR_SET (e.g. --prompts drawing)")
     prompts = prompts[:args.limit] if args.limit else prompts
-    config = GenerateConfig(steps=args.steps, init=args.init, gmm_path=args.gmm,
-                            views=ViewConfig(views=args.views, crops=args.crops))
+    if args.method == "draw":
+        from ..draw import DrawConfig
+        config = DrawConfig(iterations=args.steps, strokes=args.strokes)
+    else:
+        config = GenerateConfig(steps=args.steps, init=args.init, gmm_path=args.gmm,
+                                views=ViewConfig(views=args.views, crops=args.crops))
     config.validate()
     scorer = optional_scorer(args.aesthetic, args.aesthetic_embedder, args.device)
     report = compare(prompts, args.guide, args.out, args.evaluator, args.seed, args.method, config, args.top_k,

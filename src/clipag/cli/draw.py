@@ -1,0 +1,49 @@
+"""`clipag draw PROMPT...`: CLIPDraw with any guide; PNG, SVG and settings JSON per seed."""
+from __future__ import annotations
+
+import argparse
+
+from ..draw import DrawConfig, draw_to_folder
+from ..guide import Guide
+from .args import add_device_args, positive_float, positive_int
+from .generate import DEFAULT_MODEL
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "draw", help="CLIPDraw: optimise Bezier strokes towards the prompts with any guide",
+        description="Draw the prompts with strokes, CLIPDraw's way. Prompts take weights as TEXT:WEIGHT; a "
+                    "negative weight is a negative prompt. All prompts shape one drawing per seed.")
+    p.add_argument("prompts", nargs="+", metavar="PROMPT", help='prompts, e.g. "a red apple" "blurry:-0.5"')
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"guide model (default {DEFAULT_MODEL})")
+    p.add_argument("--seed", type=int, nargs="+", default=[0], help="seeds (default 0)")
+    p.add_argument("--iterations", type=positive_int, default=1000, help="optimisation steps (default 1000)")
+    p.add_argument("--strokes", type=positive_int, default=256, help="number of strokes (default 256)")
+    p.add_argument("--max-width", type=positive_float, default=50.0, help="widest stroke in pixels (default 50)")
+    p.add_argument("--views", type=positive_int, default=4, help="augmented views per step (default 4)")
+    p.add_argument("--no-augment", action="store_true", help="score the drawing itself, without views")
+    p.add_argument("--size", type=positive_int, help="canvas side in pixels (default: the guide's input size)")
+    p.add_argument("--trajectory", action="store_true", help="also save a strip and a GIF of the drawing's progress")
+    p.add_argument("--out", default="outputs/draw", help="output folder (default outputs/draw)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_device_args(p)
+    p.set_defaults(run=run)
+
+
+def config_from_args(args: argparse.Namespace) -> DrawConfig:
+    config = DrawConfig(strokes=args.strokes, max_width=args.max_width, iterations=args.iterations,
+                        views=args.views, augment=not args.no_augment, size=args.size,
+                        trajectory_frames=8 if args.trajectory else 0)
+    config.validate()
+    return config
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    from ..prompts import parse_weighted_prompt
+    for prompt in args.prompts:
+        parse_weighted_prompt(prompt)  # reject a bad prompt before loading the model
+    guide = Guide.from_pretrained(args.model, device=args.device, precision=args.precision)
+    for record in draw_to_folder(guide, args.prompts, args.seed, args.out, config, args.model, not args.quiet):
+        print(f"{record['image']}  {record['svg']}  similarity {record['similarity']:.3f}  ({record['seconds']:.1f} s)")
+    return 0

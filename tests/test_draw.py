@@ -1,0 +1,43 @@
+"""CLIPDraw on a tiny guide: the score rises, outputs are written, options and prompts work."""
+import json
+from xml.etree import ElementTree
+
+import torch
+
+from clipag.cli.main import main
+from clipag.draw import DrawConfig, DrawViews, draw
+
+
+def test_drawing_raises_its_score(tiny_guide):
+    config = DrawConfig(strokes=12, iterations=25, views=2)
+    result = draw(tiny_guide, ["a red apple"], seed=0, config=config, progress=False)
+    assert result.image.shape == (3, 32, 32) and len(result.history) == 25
+    assert sum(result.history[-5:]) / 5 > sum(result.history[:5]) / 5
+    again = draw(tiny_guide, ["a red apple"], seed=0, config=config, progress=False)
+    assert torch.equal(result.image, again.image)  # seeded on CPU
+
+
+def test_without_augmentation_and_with_a_negative_prompt(tiny_guide):
+    config = DrawConfig(strokes=8, iterations=15, augment=False)
+    result = draw(tiny_guide, ["a cat", "blurry:-1"], seed=1, config=config, progress=False)
+    assert result.history[-1] > result.history[0]
+    assert result.strokes.widths.min() >= 1 and result.strokes.colours.max() <= 1
+
+
+def test_views_fill_white_and_have_the_guide_size():
+    torch.manual_seed(0)
+    views = DrawViews((16, 16), 3)(torch.ones(1, 3, 40, 40))
+    assert views.shape == (3, 3, 16, 16) and torch.allclose(views, torch.ones_like(views), atol=1e-5)
+
+
+def test_command_writes_png_svg_and_json(tmp_path, capsys):
+    code = main(["draw", "a red apple", "--model", "clipag-tiny:random", "--iterations", "3", "--strokes", "5",
+                 "--seed", "0", "1", "--trajectory", "--out", str(tmp_path), "--quiet"])
+    assert code == 0
+    for seed in (0, 1):
+        record = json.loads((tmp_path / f"a-red-apple-seed{seed}.json").read_text())
+        assert record["method"] == "draw" and record["settings"]["strokes"] == 5
+        root = ElementTree.parse(record["svg"]).getroot()
+        assert len(root.findall("{http://www.w3.org/2000/svg}path")) == 5
+        assert (tmp_path / f"a-red-apple-seed{seed}.png").stat().st_size > 0
+        assert (tmp_path / f"a-red-apple-seed{seed}.gif").stat().st_size > 0

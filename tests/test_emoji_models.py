@@ -1,0 +1,42 @@
+"""The models and GMM that ship in the package: they load offline, and they are what generate uses."""
+import json
+
+import pytest
+import torch
+
+from clipag.cli.main import main
+from clipag.gmm import ClassGMM
+from clipag.guide import Guide
+from clipag.registry import default_gmm, get_spec, spec_file
+
+SHIPPED = ("clip-emoji", "clipag-emoji", "emoji-judge")
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_model_loads_and_knows_emoji(name):
+    spec = get_spec(name)
+    assert spec.bundled and spec_file(spec).is_file()
+    guide = Guide.from_pretrained(name, device="cpu")
+    assert guide.image_size == (64, 64)
+    assert all(p.dtype == torch.float32 for p in guide.model.parameters())  # fp16 file, fp32 model
+    # trained, not random: matching names are far more similar than a name and its shuffle
+    names = ["red apple", "grinning face", "fire", "dog face", "rocket", "snowman"]
+    text = guide.encode_text(names)  # (6, D)
+    assert torch.allclose(text.norm(dim=1), torch.ones(6), atol=1e-4)
+    assert (text @ text.T).fill_diagonal_(0).max() < 0.99
+
+
+def test_shipped_gmm_covers_the_subcategories():
+    gmm = ClassGMM.load(default_gmm("clipag-emoji"))
+    assert len(gmm.classes) == 99 and "food-fruit" in gmm.classes
+    samples, classes = gmm.sample(2, torch.Generator().manual_seed(0))
+    assert samples.shape == (198, 3, 16, 16) and 0 <= samples.min() and samples.max() <= 1
+
+
+def test_generate_defaults_to_clipag_emoji_and_its_gmm(tmp_path, capsys):
+    code = main(["generate", "a red apple", "--steps", "2", "--views", "2", "--crops", "2",
+                 "--samples-per-class", "1", "--out", str(tmp_path), "--quiet"])
+    assert code == 0
+    record = json.loads((tmp_path / "a-red-apple-seed0.json").read_text())
+    assert record["model"] == "clipag-emoji"
+    assert record["init"]["init"] == "gmm" and record["settings"]["gmm_path"].endswith(".safetensors")
