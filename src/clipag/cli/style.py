@@ -1,0 +1,52 @@
+"""`clipag style IMAGE PROMPT`: CLIPStyler with any guide, with or without its style network."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+from ..guide import Guide
+from ..io import environment, image_grid, load_image, save_json, save_png, slugify
+from ..style import StyleConfig, style
+from .args import add_device_args, positive_float, positive_int
+from .generate import DEFAULT_MODEL
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "style", help="CLIPStyler: restyle an image from a text prompt with any guide",
+        description="Train a small style network on one image (or, with --no-network, optimise its pixels) "
+                    "so that it moves towards the prompt in the guide's embedding space.")
+    p.add_argument("image", help="content image")
+    p.add_argument("prompt", help='style prompt, e.g. "a watercolor painting"')
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"guide model (default {DEFAULT_MODEL})")
+    p.add_argument("--no-network", action="store_true", help="optimise the pixels instead of a style network")
+    p.add_argument("--iterations", type=positive_int, default=200, help="steps (default 200)")
+    p.add_argument("--size", type=positive_int, default=512, help="side of the content image (default 512)")
+    p.add_argument("--crops", type=positive_int, default=64, help="patches per step (default 64)")
+    p.add_argument("--crop-size", type=positive_int, default=128, help="patch side (default 128)")
+    p.add_argument("--lr", type=positive_float, help="Adam lr (default 5e-4 network, 5e-3 pixels)")
+    p.add_argument("--vgg-weights", help="torchvision VGG19 weights (vgg19-dcbb9e9d.pth) for the content loss")
+    p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    p.add_argument("--out", default="outputs/style", help="output folder (default outputs/style)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_device_args(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = StyleConfig(iterations=args.iterations, network=not args.no_network, lr=args.lr, crops=args.crops,
+                         crop_size=args.crop_size, size=args.size, vgg_weights=args.vgg_weights)
+    config.validate()
+    content = load_image(args.image, args.size)  # (1, 3, S, S)
+    guide = Guide.from_pretrained(args.model, device=args.device, precision=args.precision)
+    result = style(guide, content, args.prompt, args.seed, config, progress=not args.quiet)
+    stem = Path(args.out) / f"{slugify(Path(args.image).stem + ' ' + args.prompt)}-seed{args.seed}"
+    save_png(result.image, stem.with_suffix(".png"))
+    save_png(image_grid([content[0], result.image], columns=2), str(stem) + "-pair.png")
+    save_json({"image": str(stem.with_suffix(".png")), "content": args.image, "prompt": args.prompt,
+               "model": args.model, "seed": args.seed, "method": "style", "content_loss": result.content_loss,
+               "seconds": round(result.seconds, 3), "settings": dataclasses.asdict(config),
+               "losses": result.losses, **environment()}, stem.with_suffix(".json"))
+    print(f"{stem.with_suffix('.png')}  (content loss on {result.content_loss.split(' (')[0]}; {result.seconds:.1f} s)")
+    return 0

@@ -1,0 +1,44 @@
+"""CLIPStyler on a tiny guide, with and without the style network."""
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from clipag.cli.main import main
+from clipag.errors import ClipagError
+from clipag.style import StyleConfig, StyleUNet, style, vgg_content_features
+
+
+@pytest.mark.parametrize("network", [True, False])
+def test_style_lowers_its_loss(tiny_guide, network):
+    torch.manual_seed(0)
+    content = torch.rand(1, 3, 48, 48)
+    config = StyleConfig(iterations=30, network=network, crops=4, crop_size=24, size=48,
+                         lr=5e-3 if network else 2e-2)
+    result = style(tiny_guide, content, "a watercolor painting", config=config, progress=False)
+    first = sum(l["total"] for l in result.losses[:5]) / 5
+    last = sum(l["total"] for l in result.losses[-5:]) / 5
+    assert last < first and result.image.shape == (3, 48, 48)
+    assert "pixels" in result.content_loss  # no VGG weights given: said plainly
+
+
+def test_unet_keeps_size_and_range():
+    out = StyleUNet(4)(torch.rand(2, 3, 30, 30))
+    assert out.shape == (2, 3, 30, 30) and 0 < out.min() and out.max() < 1
+
+
+def test_bad_vgg_file(tmp_path):
+    torch.save({"weight": torch.zeros(1)}, tmp_path / "vgg.pth")
+    with pytest.raises(ClipagError, match="VGG19"):
+        vgg_content_features(str(tmp_path / "vgg.pth"))
+
+
+def test_command(tmp_path, capsys):
+    Image.new("RGB", (40, 30), (20, 120, 200)).save(tmp_path / "c.png")
+    code = main(["style", str(tmp_path / "c.png"), "a watercolor painting", "--model", "clipag-tiny:random",
+                 "--iterations", "2", "--size", "32", "--crops", "2", "--crop-size", "16", "--no-network",
+                 "--out", str(tmp_path / "out"), "--quiet"])
+    assert code == 0
+    record = json.loads(next((tmp_path / "out").glob("*.json")).read_text())
+    assert record["method"] == "style" and len(record["losses"]) == 2 and not record["settings"]["network"]
