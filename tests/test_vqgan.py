@@ -1,0 +1,91 @@
+"""VQGAN (taming layout) and VQGAN+CLIP on a tiny random VQGAN and a tiny guide."""
+import json
+
+import pytest
+import torch
+
+from clipag.cli.main import main
+from clipag.errors import ClipagError
+from clipag.vqgan import VQGANCLIPConfig, spherical_distance, vqgan_clip
+from clipag.vqgan_model import VQGAN, VQGANConfig, load_vqgan
+
+TINY_YAML = """model:
+  target: taming.models.vqgan.VQModel
+  params:
+    embed_dim: 8
+    n_embed: 16
+    ddconfig:
+      double_z: false
+      z_channels: 8
+      resolution: 16
+      in_channels: 3
+      out_ch: 3
+      ch: 32
+      ch_mult: [1, 2]
+      num_res_blocks: 1
+      attn_resolutions: [8]
+      dropout: 0.0
+"""
+
+
+@pytest.fixture
+def tiny_vqgan_files(tmp_path):
+    (tmp_path / "vq.yaml").write_text(TINY_YAML)
+    torch.manual_seed(0)
+    model = VQGAN(VQGANConfig.from_yaml(tmp_path / "vq.yaml"))
+    state = {**model.state_dict(), "loss.discriminator.main.0.weight": torch.zeros(1)}  # training-only keys
+    torch.save({"state_dict": state}, tmp_path / "vq.ckpt")
+    return tmp_path / "vq.yaml", tmp_path / "vq.ckpt"
+
+
+def test_taming_layout_and_round_trip(tiny_vqgan_files):
+    model = load_vqgan(*tiny_vqgan_files)
+    keys = set(model.state_dict())
+    for key in ("encoder.down.0.block.0.norm1.weight", "encoder.down.0.downsample.conv.weight",
+                "encoder.down.1.attn.0.q.weight", "encoder.mid.attn_1.proj_out.weight",
+                "decoder.up.1.upsample.conv.weight", "decoder.up.0.block.1.conv2.weight",
+                "quantize.embedding.weight", "quant_conv.weight", "post_quant_conv.weight"):
+        assert key in keys, key
+    latent = model.encode(torch.rand(1, 3, 16, 16) * 2 - 1)
+    assert latent.shape == (1, 8, 8, 8) and model.decode(latent).shape == (1, 3, 16, 16)
+
+
+def test_straight_through_quantisation_passes_gradients(tiny_vqgan_files):
+    model = load_vqgan(*tiny_vqgan_files)
+    latent = torch.randn(1, 8, 2, 2, requires_grad=True)
+    quantised = model.quantize(latent)
+    codebook = model.quantize.embedding.weight
+    assert all(any(torch.allclose(v, c, atol=1e-6) for c in codebook) for v in quantised.detach().permute(0, 2, 3, 1).reshape(-1, 8))
+    quantised.sum().backward()
+    assert torch.equal(latent.grad, torch.ones_like(latent))
+
+
+def test_mismatch_and_bad_config_are_clear(tiny_vqgan_files, tmp_path):
+    config, checkpoint = tiny_vqgan_files
+    (tmp_path / "big.yaml").write_text(TINY_YAML.replace("ch_mult: [1, 2]", "ch_mult: [1, 2, 2]"))
+    with pytest.raises(ClipagError, match="does not match the VQGAN"):
+        load_vqgan(tmp_path / "big.yaml", checkpoint)
+    (tmp_path / "bad.yaml").write_text("model: {}\n")
+    with pytest.raises(ClipagError, match="not a taming-transformers VQGAN config"):
+        load_vqgan(tmp_path / "bad.yaml", checkpoint)
+
+
+def test_spherical_distance():
+    a = torch.tensor([[1.0, 0.0]])
+    assert spherical_distance(a, a).item() == pytest.approx(0.0, abs=1e-6)
+    assert spherical_distance(a, torch.tensor([[0.0, 1.0]])).item() == pytest.approx(2 * (torch.pi / 4) ** 2, rel=1e-4)
+
+
+def test_vqgan_clip_lowers_its_loss_and_command_writes(tiny_guide, tiny_vqgan_files, tmp_path, capsys):
+    model = load_vqgan(*tiny_vqgan_files)
+    config = VQGANCLIPConfig(steps=30, size=32, cutouts=4, save_every=10)
+    result = vqgan_clip(tiny_guide, model, ["a red apple"], seed=0, config=config, progress=False)
+    assert result.image.shape == (3, 32, 32) and len(result.frames) == 3
+    assert sum(result.history[-5:]) < sum(result.history[:5])
+    code = main(["vqgan", "a red apple", "blurry:-0.5", "--vqgan-config", str(tiny_vqgan_files[0]),
+                 "--vqgan-checkpoint", str(tiny_vqgan_files[1]), "--model", "clipag-tiny:random", "--steps", "2",
+                 "--size", "16", "--cutouts", "2", "--save-every", "1", "--out", str(tmp_path / "out"), "--quiet"])
+    assert code == 0
+    record = json.loads(next((tmp_path / "out").glob("*.json")).read_text())
+    assert record["method"] == "vqgan" and len(record["loss_history"]) == 2
+    assert next((tmp_path / "out").glob("*.gif")).stat().st_size > 0
