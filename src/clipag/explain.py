@@ -1,0 +1,162 @@
+"""Grad-CAM heatmaps of image-text similarity, clean and under the negation attack, and their alignment.
+
+    result = explain(guide, image, "a dog")                     # heatmap (H, W) in [0,1], similarities
+    attacked = explain(guide, image, "a dog", attack=True)      # after the supplementary's Eq. 1 attack
+
+Heatmaps come from pytorch-grad-cam (PyPI grad-cam) on a wrapper that maps [0,1] images to the guide's
+unit image embedding, with a target that takes the embedding's cosine to the text. Target layers: the
+last transformer block's first norm (ViT), the last stage (ResNet `layer4`, timm ConvNeXt `trunk.stages`).
+For ViTs the token layout is read from a forward pass (batch-first or sequence-first), the class token
+dropped and the patches reshaped to their grid. The negation attack (supplementary Eq. 1) is L-inf PGD,
+eps 8/255, 20 steps of 1/255, from the clean image, maximising sim(x, "not T") - sim(x, T); it reuses
+clipag.attack. `pointing_game` and `energy_in_box` measure how well a heatmap falls on a known box.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .attack import AttackConfig, pgd
+from .errors import ClipagError
+from .guide import Guide
+
+NEGATION_ATTACK = AttackConfig(norm="linf", eps=8, steps=20, step_size=1, random_start=False)
+
+
+@dataclass
+class Explanation:
+    heatmap: np.ndarray  # (H, W) in [0,1]
+    image: torch.Tensor  # (3, H, W): the image explained (attacked, if it was)
+    similarity: float  # to the target text
+    negation_similarity: float  # to "not <target>"
+
+
+class _Embedder(nn.Module):
+    def __init__(self, guide: Guide):
+        super().__init__()
+        self.guide = guide
+        self.visual = guide.model.visual  # registered, so grad-cam finds the layers and the device
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.guide.encode_image(images)  # (B, D) unit
+
+
+class _Cosine:
+    """A grad-cam target: the cosine of one sample's embedding with a text embedding."""
+
+    def __init__(self, text: torch.Tensor):
+        self.text = text
+
+    def __call__(self, embedding: torch.Tensor) -> torch.Tensor:
+        return (embedding * self.text.to(embedding)).sum()
+
+
+def target_layer(model: nn.Module) -> nn.Module:
+    visual = model.visual
+    if hasattr(visual, "transformer"):
+        return visual.transformer.resblocks[-1].ln_1
+    if hasattr(visual, "layer4"):
+        return visual.layer4[-1]
+    trunk = getattr(visual, "trunk", None)
+    if trunk is not None and hasattr(trunk, "stages"):
+        return trunk.stages[-1]
+    raise ClipagError(f"no default Grad-CAM layer for {type(visual).__name__}; use a ViT, ResNet or ConvNeXt CLIP")
+
+
+def token_reshape(guide: Guide):
+    """For ViTs: a reshape_transform from the target layer's tokens to (B, C, gh, gw); None otherwise."""
+    visual = guide.model.visual
+    if not hasattr(visual, "transformer"):
+        return None
+    grid = tuple(visual.grid_size)
+    tokens = grid[0] * grid[1]
+
+    declared = getattr(visual.transformer, "batch_first", True)
+
+    def reshape(x: torch.Tensor) -> torch.Tensor:
+        # the token axis holds grid^2 patches plus a class (and maybe register) token; when the batch
+        # size makes both axes look like tokens, the transformer's own batch_first flag decides
+        first, second = (tokens <= n <= tokens + 8 for n in x.shape[:2])
+        batch_first = second if first != second else declared
+        x = x if batch_first else x.transpose(0, 1)  # (B, L, C)
+        patches = x[:, -tokens:]  # the prefix tokens come first in OpenCLIP
+        return patches.transpose(1, 2).reshape(x.shape[0], -1, *grid)  # (B, C, gh, gw)
+    return reshape
+
+
+def gradcam(guide: Guide, images: torch.Tensor, text: torch.Tensor) -> np.ndarray:
+    """(B, 3, H, W) in [0,1] and a unit text embedding (D,) -> heatmaps (B, H, W) in [0,1]."""
+    from pytorch_grad_cam import GradCAM
+    embedder = _Embedder(guide)
+    with GradCAM(model=embedder, target_layers=[target_layer(guide.model)],
+                 reshape_transform=token_reshape(guide)) as cam:
+        # the guide is frozen, so the graph needs a leaf that requires grad: the input
+        maps = cam(input_tensor=images.to(guide.device).clone().requires_grad_(True), targets=[_Cosine(text) for _ in range(len(images))])
+    maps = np.nan_to_num(maps)
+    peak = maps.reshape(len(maps), -1).max(axis=1).reshape(-1, 1, 1)
+    return np.where(peak > 0, maps / np.maximum(peak, 1e-12), 0.0)
+
+
+def negation_attack(guide: Guide, images: torch.Tensor, target: str,
+                    config: AttackConfig = NEGATION_ATTACK) -> torch.Tensor:
+    """Supplementary Eq. 1: move the images towards "not <target>" and away from <target>."""
+    text = guide.encode_text([target, negation(target)])  # (2, D)
+
+    def objective(x):
+        cosine = guide.encode_image(x) @ text.T  # (B, 2)
+        return (cosine[:, 1] - cosine[:, 0]).sum()
+    return pgd(objective, images.to(guide.device), config, model=guide.model)
+
+
+def negation(target: str) -> str:
+    """"a cat" -> "not a cat"."""
+    return f"not {target.strip()}"
+
+
+def explain(guide: Guide, image: torch.Tensor, target: str, attack: bool = False,
+            attack_config: AttackConfig = NEGATION_ATTACK) -> Explanation:
+    """One image (3, H, W) or (1, 3, H, W) in [0,1]: its heatmap for `target`, clean or attacked."""
+    images = image.unsqueeze(0) if image.dim() == 3 else image
+    if attack:
+        images = negation_attack(guide, images, target, attack_config)
+    text = guide.encode_text([target, negation(target)])  # (2, D)
+    heatmap = gradcam(guide, images, text[0])[0]
+    with torch.no_grad():
+        cosine = (guide.encode_image(images.to(guide.device)) @ text.T)[0]
+    heatmap = _resize(heatmap, images.shape[-2:])
+    return Explanation(heatmap, images[0].detach().cpu(), float(cosine[0]), float(cosine[1]))
+
+
+def _resize(heatmap: np.ndarray, size) -> np.ndarray:
+    if heatmap.shape == tuple(size):
+        return heatmap
+    tensor = torch.from_numpy(heatmap)[None, None].float()
+    return F.interpolate(tensor, size=tuple(size), mode="bilinear", align_corners=False)[0, 0].clamp(0, 1).numpy()
+
+
+def overlay(image: torch.Tensor, heatmap: np.ndarray, alpha: float = 0.5) -> torch.Tensor:
+    """The heatmap in a jet colour map over the image: (3, H, W) in [0,1]."""
+    from matplotlib import colormaps
+    colours = torch.from_numpy(colormaps["jet"](heatmap)[..., :3]).permute(2, 0, 1).float()  # (3, H, W)
+    return (1 - alpha) * image.float().cpu() + alpha * colours
+
+
+# ---------------------------------------------------------------- alignment with a known box
+
+def pointing_game(heatmap: np.ndarray, box: tuple[int, int, int, int], tolerance: int = 0) -> bool:
+    """Whether the heatmap's maximum falls in box (x0, y0, x1, y1), exclusive ends, grown by `tolerance`."""
+    y, x = np.unravel_index(int(np.argmax(heatmap)), heatmap.shape)
+    x0, y0, x1, y1 = box
+    return x0 - tolerance <= x < x1 + tolerance and y0 - tolerance <= y < y1 + tolerance
+
+
+def energy_in_box(heatmap: np.ndarray, box: tuple[int, int, int, int]) -> float:
+    """Share of the heatmap's mass inside the box (a uniform map gives the box's area share)."""
+    x0, y0, x1, y1 = box
+    total = float(heatmap.sum())
+    return float(heatmap[y0:y1, x0:x1].sum()) / total if total > 0 else 0.0
