@@ -58,3 +58,21 @@ def test_alignment_measures():
     assert pointing_game(heatmap, (6, 2, 8, 4)) and not pointing_game(heatmap, (0, 0, 5, 5))
     assert energy_in_box(heatmap, (6, 2, 8, 4)) == pytest.approx(1.0)
     assert energy_in_box(np.ones((10, 10)), (0, 0, 5, 5)) == pytest.approx(0.25)  # uniform: area share
+
+
+def test_command_writes_overlays_maps_and_figure(tmp_path, capsys, tiny_checkpoint):
+    import json
+
+    from PIL import Image
+
+    from clipag.cli.main import main
+    Image.new("RGB", (50, 40), (200, 30, 30)).save(tmp_path / "a.png")
+    code = main(["explain", str(tmp_path / "a.png"), "--target", "a red apple", "--model", "clipag-tiny:random",
+                 "--model", f"clipag-tiny:{tiny_checkpoint[0]}", "--attack", "negation", "--out", str(tmp_path / "o")])
+    assert code == 0
+    record = json.loads((tmp_path / "o" / "explain.json").read_text())
+    assert len(record["records"]) == 4 and len(record["columns"]) == 5
+    heatmap = np.load(record["records"][0]["heatmap"])
+    assert heatmap.shape == (32, 32) and 0 <= heatmap.min() and heatmap.max() <= 1
+    figure = Image.open(tmp_path / "o" / "figure.png")
+    assert figure.width > 4 * figure.height  # five tiles in a row

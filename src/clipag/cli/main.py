@@ -6,9 +6,9 @@ import sys
 import warnings
 
 from ..errors import ClipagError
-from . import compare, data, draw, evaluate, generate, gmm, models, robustness, style, train, vqgan
+from . import compare, data, draw, evaluate, explain, generate, gmm, models, robustness, style, train, vqgan
 
-COMMANDS = (generate, draw, vqgan, style, train, models, gmm, data, evaluate, compare, robustness)
+COMMANDS = (generate, draw, vqgan, style, train, models, gmm, data, evaluate, compare, robustness, explain)
 
 
 class Parser(argparse.ArgumentParser):
