@@ -91,7 +91,10 @@ def token_reshape(guide: Guide):
 
 def gradcam(guide: Guide, images: torch.Tensor, text: torch.Tensor) -> np.ndarray:
     """(B, 3, H, W) in [0,1] and a unit text embedding (D,) -> heatmaps (B, H, W) in [0,1]."""
-    from pytorch_grad_cam import GradCAM
+    try:
+        from pytorch_grad_cam import GradCAM
+    except ImportError:
+        raise ClipagError("explain needs pytorch-grad-cam: pip install 'clipag[explain]' (or grad-cam)") from None
     embedder = _Embedder(guide)
     with GradCAM(model=embedder, target_layers=[target_layer(guide.model)],
                  reshape_transform=token_reshape(guide)) as cam:
