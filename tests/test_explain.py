@@ -76,3 +76,45 @@ def test_command_writes_overlays_maps_and_figure(tmp_path, capsys, tiny_checkpoi
     assert heatmap.shape == (32, 32) and 0 <= heatmap.min() and heatmap.max() <= 1
     figure = Image.open(tmp_path / "o" / "figure.png")
     assert figure.width > 4 * figure.height  # five tiles in a row
+
+
+COLOURS = {"red": (1.0, 0.0, 0.0), "green": (0.0, 0.8, 0.0), "blue": (0.0, 0.0, 1.0), "black": (0.0, 0.0, 0.0)}
+CORNERS = [(0, 0), (16, 0), (0, 16), (16, 16)]
+
+
+def square_scene(colours: list[str], corners: list[tuple[int, int]]) -> torch.Tensor:
+    canvas = torch.ones(3, 32, 32)
+    for colour, (x, y) in zip(colours, corners):
+        canvas[:, y:y + 16, x:x + 16] = torch.tensor(COLOURS[colour]).view(3, 1, 1)
+    return canvas
+
+
+def test_pointing_game_beats_a_uniform_map_on_a_trained_tiny_model(tiny_model):
+    """Train the tiny CLIP for a few seconds on one coloured square per image, then ask Grad-CAM where
+    "a red square" is in scenes holding it and a distractor: the peak must land on it far above chance."""
+    import open_clip
+    torch.manual_seed(0)
+    model, tokenizer = tiny_model.model.train(), tiny_model.tokenizer
+    names = list(COLOURS)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    loss_fn = open_clip.ClipLoss()
+    for _ in range(120):
+        picks = [names[i] for i in torch.randperm(4)]  # four distinct captions per batch
+        images = torch.stack([square_scene([c], [CORNERS[int(torch.randint(4, ()))]]) for c in picks])
+        texts = tokenizer([f"a {c} square" for c in picks])
+        image_features, text_features, scale = model((images - 0.5) / 0.5, texts)[:3]
+        loss = loss_fn(image_features, text_features, scale)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    guide = Guide(model.eval(), tokenizer, image_size=32, mean=(0.5,) * 3, std=(0.5,) * 3, device="cpu")
+    hits = 0
+    rng = torch.Generator().manual_seed(1)
+    trials = 24
+    for _ in range(trials):
+        target, distractor = (names[i] for i in torch.randperm(4, generator=rng)[:2])
+        corners = [CORNERS[i] for i in torch.randperm(4, generator=rng)[:2]]
+        heatmap = explain(guide, square_scene([target, distractor], corners), f"a {target} square").heatmap
+        x, y = corners[0]
+        hits += pointing_game(heatmap, (x, y, x + 16, y + 16))
+    assert hits / trials > 0.5  # a uniform map's peak would land in the target's quadrant 25% of the time
