@@ -118,3 +118,18 @@ def test_pointing_game_beats_a_uniform_map_on_a_trained_tiny_model(tiny_model):
         x, y = corners[0]
         hits += pointing_game(heatmap, (x, y, x + 16, y + 16))
     assert hits / trials > 0.5  # a uniform map's peak would land in the target's quadrant 25% of the time
+
+
+def test_heatmap_on_a_tiny_timm_convnext_clip():
+    import open_clip
+    pytest.importorskip("timm")
+    torch.manual_seed(0)
+    cfg = {"embed_dim": 32, "vision_cfg": {"timm_model_name": "convnext_atto", "timm_model_pretrained": False,
+                                           "timm_pool": "", "timm_proj": "linear", "image_size": 64},
+           "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}
+    model = open_clip.CLIP(**cfg).eval()
+    guide = Guide(model, open_clip.SimpleTokenizer(context_length=16), image_size=64, mean=(0.5,) * 3,
+                  std=(0.5,) * 3, device="cpu")
+    result = explain(guide, torch.rand(3, 64, 64), "a red apple")
+    assert result.heatmap.shape == (64, 64) and 0 <= result.heatmap.min() and result.heatmap.max() <= 1
+    assert token_reshape(guide) is None  # a CNN: no token layout to undo
