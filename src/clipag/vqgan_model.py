@@ -101,6 +101,13 @@ class Upsample(nn.Module):
 class _Level(nn.Module):
     """One resolution: `block` and `attn` module lists, plus `downsample` / `upsample` (taming's names)."""
 
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        for j, block in enumerate(self.block):
+            h = block(h)
+            if len(self.attn):
+                h = self.attn[j](h)
+        return h
+
 
 def _mid(channels: int) -> nn.Module:
     mid = nn.Module()
@@ -129,10 +136,7 @@ class Encoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.conv_in(x)
         for level in self.down:
-            for j, block in enumerate(level.block):
-                h = block(h)
-                if len(level.attn):
-                    h = level.attn[j](h)
+            h = level(h)
             if hasattr(level, "downsample"):
                 h = level.downsample(h)
         h = self.mid.block_2(self.mid.attn_1(self.mid.block_1(h)))
@@ -164,10 +168,7 @@ class Decoder(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         h = self.mid.block_2(self.mid.attn_1(self.mid.block_1(self.conv_in(z))))
         for level in reversed(self.up):
-            for j, block in enumerate(level.block):
-                h = block(h)
-                if len(level.attn):
-                    h = level.attn[j](h)
+            h = level(h)
             if hasattr(level, "upsample"):
                 h = level.upsample(h)
         return self.conv_out(F.silu(self.norm_out(h)))
