@@ -133,3 +133,11 @@ def test_heatmap_on_a_tiny_timm_convnext_clip():
     result = explain(guide, torch.rand(3, 64, 64), "a red apple")
     assert result.heatmap.shape == (64, 64) and 0 <= result.heatmap.min() and result.heatmap.max() <= 1
     assert token_reshape(guide) is None  # a CNN: no token layout to undo
+
+
+def test_zero_shot_target_is_an_imagenet_class(tiny_guide):
+    from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
+
+    from clipag.explain import zero_shot_target
+    target = zero_shot_target(tiny_guide, torch.rand(3, 32, 32))
+    assert target.startswith("a photo of a ") and target[len("a photo of a "):-1] in IMAGENET_CLASSNAMES
