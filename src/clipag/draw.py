@@ -86,7 +86,7 @@ def draw(guide: Guide, prompts: Sequence[str], seed: int = 0, config: DrawConfig
     size = config.size or guide.image_size[0]
     text, weights = weighted_text_features(guide, list(prompts))  # (P, D), (P,)
     strokes = Strokes.random(config.strokes, size, config.max_segments, generator=torch.Generator().manual_seed(seed))
-    strokes = Strokes(*(t.to(guide.device) for t in dataclasses.astuple(strokes)))
+    strokes = strokes.map(lambda t: t.to(guide.device))
     for tensor in (strokes.points, strokes.widths, strokes.colours):
         tensor.requires_grad_(True)
     optimisers = [torch.optim.Adam([strokes.points], lr=config.lr_points),
@@ -116,7 +116,7 @@ def draw(guide: Guide, prompts: Sequence[str], seed: int = 0, config: DrawConfig
     with torch.no_grad():
         final = render(strokes, size)
         similarity = float((guide.encode_image(final.unsqueeze(0)) @ text.T)[0] @ weights / weights.abs().sum())
-    detached = Strokes(*(t.detach().cpu() for t in dataclasses.astuple(strokes)))
+    detached = strokes.map(lambda t: t.detach().cpu())
     return DrawResult(list(prompts), seed, final.cpu(), detached, similarity, history, frames,
                       time.perf_counter() - started)
 

@@ -21,7 +21,7 @@ import torch
 from .aesthetic import AestheticScorer
 from .errors import ClipagError
 from .guide import Guide
-from .io import DECODE_ERRORS, read_rgb, square_tensor
+from .io import DECODE_ERRORS, atomic_path, read_rgb, save_json, square_tensor
 from .metrics import paired_similarity, r_precision
 
 
@@ -123,7 +123,6 @@ def evaluate_items(items: Sequence[Item], evaluators: dict[str, Guide], top_k: S
 
 
 def write_report(report: dict, out: Path) -> None:
-    from .io import atomic_path, save_json
     save_json(report, out / "results.json")
     columns = list(report["items"][0])
     with atomic_path(out / "results.csv") as tmp, open(tmp, "w", newline="") as f:

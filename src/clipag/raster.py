@@ -45,6 +45,10 @@ class Strokes:
         mask = torch.arange(max_segments).view(1, -1) < segments.view(-1, 1)  # (P, S)
         return cls(points, torch.ones(count), torch.rand(count, 4, generator=generator), mask)
 
+    def map(self, fn) -> "Strokes":
+        """The same strokes with `fn` applied to every tensor (e.g. a device move or detach)."""
+        return Strokes(fn(self.points), fn(self.widths), fn(self.colours), fn(self.segment_mask))
+
     def clamp_(self, canvas: int, max_width: float = 50.0) -> "Strokes":
         """Keep parameters valid after an optimiser step (CLIPDraw clamps widths to [1, 50])."""
         with torch.no_grad():

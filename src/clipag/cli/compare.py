@@ -7,6 +7,7 @@ from pathlib import Path
 from ..aesthetic import DEFAULT_EMBEDDER, optional_scorer
 from ..augment import ViewConfig
 from ..compare import METHODS, compare, metric_rows
+from ..errors import ClipagError
 from ..generate import GenerateConfig
 from ..prompts import PROMPT_SETS, load_prompts
 from .args import add_device_args, non_negative_int, positive_int
@@ -42,7 +43,6 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     prompts = list(args.prompts) + (load_prompts(args.prompt_set) if args.prompt_set else [])
     if not prompts:
-        from ..errors import ClipagError
         raise ClipagError("no prompts; give them as arguments or with --prompts FILE_OR_SET (e.g. --prompts drawing)")
     prompts = prompts[:args.limit] if args.limit else prompts
     if args.method == "draw":

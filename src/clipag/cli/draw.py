@@ -5,6 +5,7 @@ import argparse
 
 from ..draw import DrawConfig, draw_to_folder
 from ..guide import Guide
+from ..prompts import parse_weighted_prompt
 from .args import add_device_args, positive_float, positive_int
 from .generate import DEFAULT_MODEL
 
@@ -40,7 +41,6 @@ def config_from_args(args: argparse.Namespace) -> DrawConfig:
 
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    from ..prompts import parse_weighted_prompt
     for prompt in args.prompts:
         parse_weighted_prompt(prompt)  # reject a bad prompt before loading the model
     guide = Guide.from_pretrained(args.model, device=args.device, precision=args.precision)
