@@ -61,7 +61,7 @@ def test_gradients_are_correct_and_reach_every_parameter():
 def test_random_strokes_render_and_export_svg(tmp_path):
     strokes = Strokes.random(20, canvas=48, generator=torch.Generator().manual_seed(0))
     assert strokes.points.shape == (20, 10, 2) and strokes.segment_mask.any(dim=1).all()
-    image = render(strokes, 48, chunk=7)
+    image = render(strokes, 48)
     assert image.shape == (3, 48, 48) and 0 <= image.min() and image.max() <= 1 and image.min() < 1
     write_svg(strokes, 48, tmp_path / "d.svg")
     root = ElementTree.parse(tmp_path / "d.svg").getroot()

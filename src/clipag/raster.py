@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Optional
 
 import torch
-from torch.utils.checkpoint import checkpoint
 
 from .io import atomic_path
 
@@ -86,24 +85,37 @@ def stroke_distance(points: torch.Tensor, segment_mask: torch.Tensor, pixels: to
     return distance.min(dim=1).values  # (P, N)
 
 
-def render(strokes: Strokes, size: int, background: Optional[torch.Tensor] = None, samples: int = 16,
-           chunk: int = 16) -> torch.Tensor:
-    """Strokes -> image (3, size, size) in [0,1], composited in order over `background` (white)."""
+def render(strokes: Strokes, size: int, background: Optional[torch.Tensor] = None, samples: int = 16) -> torch.Tensor:
+    """Strokes -> image (3, size, size) in [0,1], composited in order over `background` (white).
+
+    Each stroke is evaluated only inside its bounding box: a cubic lies in the hull of its control points,
+    so pixels farther out than half its width plus the one-pixel ramp have zero coverage, as before.
+    """
     device, dtype = strokes.points.device, strokes.points.dtype
-    coords = torch.arange(size, device=device, dtype=dtype) + 0.5  # pixel centres
-    y, x = torch.meshgrid(coords, coords, indexing="ij")
-    pixels = torch.stack([x.flatten(), y.flatten()], dim=-1)  # (N, 2) as (x, y)
-    image = background.flatten(1).to(dtype) if background is not None else torch.ones(3, size * size, device=device, dtype=dtype)
-    for start in range(0, len(strokes.widths), chunk):  # chunks bound memory at P_chunk x pieces x N
-        part = slice(start, start + chunk)
-        # recomputed in the backward pass instead of keeping every chunk's (p, pieces, N, 2) intermediates
-        distance = checkpoint(stroke_distance, strokes.points[part], strokes.segment_mask[part], pixels, samples,
-                              use_reentrant=False)  # (p, N)
-        coverage = (strokes.widths[part].view(-1, 1) / 2 + 0.5 - distance).clamp(0, 1)  # (p, N)
-        alpha = coverage * strokes.colours[part, 3:4]  # (p, N)
-        for a, colour in zip(alpha, strokes.colours[part, :3]):
-            image = image * (1 - a) + colour.view(3, 1) * a
-    return image.view(3, size, size)
+    image = background.to(dtype).clone() if background is not None else torch.ones(3, size, size, device=device, dtype=dtype)
+    drawn_points = 3 * strokes.segment_mask.sum(dim=1) + 1  # (P,)
+    for p in range(len(strokes.widths)):
+        points = strokes.points[p, :int(drawn_points[p])]  # (n, 2)
+        x0, y0, x1, y1 = _box(points.detach(), float(strokes.widths[p].detach()) / 2 + 1, size)
+        if x0 >= x1 or y0 >= y1:
+            continue  # wholly off the canvas
+        ys = torch.arange(y0, y1, device=device, dtype=dtype) + 0.5
+        xs = torch.arange(x0, x1, device=device, dtype=dtype) + 0.5
+        y, x = torch.meshgrid(ys, xs, indexing="ij")
+        pixels = torch.stack([x.flatten(), y.flatten()], dim=-1)  # (n_box, 2) as (x, y)
+        distance = stroke_distance(strokes.points[p:p + 1], strokes.segment_mask[p:p + 1], pixels, samples)[0]
+        alpha = ((strokes.widths[p] / 2 + 0.5 - distance).clamp(0, 1) * strokes.colours[p, 3]).view(1, y1 - y0, x1 - x0)
+        region = image[:, y0:y1, x0:x1] * (1 - alpha) + strokes.colours[p, :3].view(3, 1, 1) * alpha
+        image = torch.cat([image[:, :y0], torch.cat([image[:, y0:y1, :x0], region, image[:, y0:y1, x1:]], dim=2),
+                           image[:, y1:]], dim=1)
+    return image
+
+
+def _box(points: torch.Tensor, margin: float, size: int) -> tuple[int, int, int, int]:
+    low, high = points.min(dim=0).values - margin, points.max(dim=0).values + margin  # (2,), (2,)
+    x0, y0 = (max(0, int(v)) for v in low.floor().tolist())
+    x1, y1 = (min(size, int(v) + 1) for v in high.ceil().tolist())
+    return x0, y0, x1, y1
 
 
 def write_svg(strokes: Strokes, size: int, path: str | Path) -> None:
