@@ -119,8 +119,10 @@ def negation_attack(guide: Guide, images: torch.Tensor, target: str,
 def zero_shot_target(guide: Guide, image: torch.Tensor, template: str = "a photo of a {}.") -> str:
     """The image's top ImageNet class (OpenCLIP's class names) as a target text, as the paper picks them."""
     from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
-    from .metrics import zero_shot_classifier, zero_shot_logits
-    classifier = zero_shot_classifier(guide, IMAGENET_CLASSNAMES, [template])  # (D, 1000)
+    from .metrics import zero_shot_logits
+    # one template, so the class embeddings are the text embeddings; the guide's text cache keeps them
+    # between calls instead of re-encoding 1,000 prompts per image
+    classifier = guide.encode_text([template.format(name) for name in IMAGENET_CLASSNAMES]).float().T  # (D, 1000)
     images = image.unsqueeze(0) if image.dim() == 3 else image
     with torch.no_grad():
         top = int(zero_shot_logits(guide, images.to(guide.device), classifier)[0].argmax())

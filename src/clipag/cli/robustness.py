@@ -39,10 +39,13 @@ def run(args: argparse.Namespace) -> int:
                               attacks=args.attack, templates=args.templates, batch_size=args.batch_size,
                               seed=args.seed)
     config.validate()
-    rows = {}
+    rows, by_size = {}, {}  # images decoded once per input size, not once per model
     for reference in args.model:
         guide = Guide.from_pretrained(reference, device=args.device, precision=args.precision)
-        images, labels, classes = load_labelled_images(args.data, guide.image_size[0], args.class_column)
+        size = guide.image_size[0]
+        if size not in by_size:
+            by_size[size] = load_labelled_images(args.data, size, args.class_column)
+        images, labels, classes = by_size[size]
         rows[reference] = evaluate_robustness(guide, images, labels, classes, config)
     print(f"zero-shot top-1 on {len(labels)} images, {len(classes)} classes ({config.steps} attack steps)")
     print(_table(rows))
