@@ -19,6 +19,7 @@ from typing import Optional, Sequence
 import torch
 
 from .aesthetic import AestheticScorer
+from .distributed import World, gather_shards
 from .errors import ClipagError
 from .guide import Guide
 from .io import DECODE_ERRORS, atomic_path, read_rgb, save_json, square_tensor
@@ -92,18 +93,30 @@ def load_images(items: Sequence[Item], size: int) -> torch.Tensor:
     return torch.stack([square_tensor(read_rgb(item.image), size) for item in items])  # (N, 3, S, S)
 
 
+def encode_images(items: Sequence[Item], guide: Guide, batch_size: int = 64, world: World = World()) -> torch.Tensor:
+    """Image embeddings (N, D) of all items; under torchrun each rank encodes its shard and all get all rows."""
+    mine = [items[i] for i in world.shard(len(items))]
+    images = load_images(mine, guide.image_size[0]) if mine else torch.zeros(0, 3, *guide.image_size)
+    features = [guide.encode_image(images[i:i + batch_size].to(guide.device)).float().cpu()
+                for i in range(0, len(images), batch_size)]
+    features = torch.cat(features) if features else torch.zeros(0, guide.embed_dim)  # (N_rank, D)
+    return gather_shards(features, world, len(items))  # (N, D)
+
+
 @torch.no_grad()
 def evaluate_items(items: Sequence[Item], evaluators: dict[str, Guide], top_k: Sequence[int] = (1,),
-                   aesthetic: Optional[AestheticScorer] = None, batch_size: int = 64) -> dict:
-    """Per-item scores and a summary per evaluator (mean similarity, R-Precision@k), plus warnings."""
+                   aesthetic: Optional[AestheticScorer] = None, batch_size: int = 64,
+                   world: World = World()) -> dict:
+    """Per-item scores and a summary per evaluator (mean similarity, R-Precision@k), plus warnings.
+
+    Under torchrun (`world` from clipag.distributed.init_world) the images are sharded across ranks and
+    every rank returns the same, whole report."""
     prompts = sorted({item.prompt for item in items})
     targets = torch.tensor([prompts.index(item.prompt) for item in items])
     rows = [asdict(item) for item in items]
     summary, warnings = {}, []
     for name, guide in evaluators.items():
-        images = load_images(items, guide.image_size[0])
-        image_features = torch.cat([guide.encode_image(images[i:i + batch_size].to(guide.device)).float().cpu()
-                                    for i in range(0, len(images), batch_size)])  # (N, D)
+        image_features = encode_images(items, guide, batch_size, world)  # (N, D)
         text_features = guide.encode_text(prompts, cache=False).float().cpu()  # (P, D)
         similarity = paired_similarity(image_features, text_features[targets])
         ranks = (image_features @ text_features.T > similarity.view(-1, 1)).sum(dim=1)  # prompts ranked above own
@@ -115,7 +128,10 @@ def evaluate_items(items: Sequence[Item], evaluators: dict[str, Guide], top_k: S
         if biased:
             warnings.append(f"{name} also guided these images, so its scores of them are biased upwards")
     if aesthetic is not None:
-        scores = aesthetic(load_images(items, aesthetic.embedder.image_size[0]))
+        mine = [items[i] for i in world.shard(len(items))]
+        scores = (aesthetic(load_images(mine, aesthetic.embedder.image_size[0])).float().cpu() if mine
+                  else torch.zeros(0))
+        scores = gather_shards(scores, world, len(items))  # (N,)
         for row, s in zip(rows, scores.tolist()):
             row["aesthetic"] = s
         summary["aesthetic"] = {"mean": scores.mean().item()}

@@ -19,6 +19,7 @@ import torch
 from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES, SIMPLE_IMAGENET_TEMPLATES
 
 from .attack import AttackConfig
+from .distributed import World, all_reduce_sum
 from .errors import ClipagError
 from .guide import Guide
 from .io import read_rgb, square_tensor
@@ -97,20 +98,29 @@ def _csv_pairs(path: Path, class_column: Optional[str], path_column: str) -> dic
 
 
 def evaluate_robustness(guide: Guide, images: torch.Tensor, labels: torch.Tensor, classes: Sequence[str],
-                        config: RobustnessConfig = RobustnessConfig()) -> dict[str, float]:
-    """{"clean": acc, "pgd l2 0.43": acc, "apgd l2 0.43": acc, ...}: top-1 accuracies in [0,1]."""
+                        config: RobustnessConfig = RobustnessConfig(), world: World = World()) -> dict[str, float]:
+    """{"clean": acc, "pgd l2 0.43": acc, "apgd l2 0.43": acc, ...}: top-1 accuracies in [0,1].
+
+    Under torchrun each rank attacks its shard of the images and the counts are summed: every rank
+    returns the same accuracies (the attacks' random starts differ from a single process's)."""
     config.validate()
     classifier = zero_shot_classifier(guide, list(classes), templates_for(config.templates))
-    results = {"clean": zero_shot_accuracy(guide, images, labels, classifier, batch_size=config.batch_size)}
+    total, mine = len(images), world.shard(len(images))
+    images, labels = images[mine], labels[mine]
+
+    def overall(accuracy: float) -> float:  # this rank's accuracy -> the accuracy over all images
+        return all_reduce_sum(accuracy * len(mine) if mine else 0.0, world) / total
+
+    results = {"clean": overall(zero_shot_accuracy(guide, images, labels, classifier, batch_size=config.batch_size))}
     for eps in config.eps:
         attack = AttackConfig(norm=config.norm, eps=eps, steps=config.steps)
         for name in config.attacks:
             key = f"{name} {config.norm} {eps:g}"
             if name == "pgd":
-                results[key] = zero_shot_accuracy(guide, images, labels, classifier, attack, config.batch_size,
-                                                  config.seed)
+                accuracy = zero_shot_accuracy(guide, images, labels, classifier, attack, config.batch_size, config.seed)
             else:
-                results[key] = apgd_accuracy(guide, images, labels, classifier, attack, config)
+                accuracy = apgd_accuracy(guide, images, labels, classifier, attack, config)
+            results[key] = overall(accuracy)
     return results
 
 

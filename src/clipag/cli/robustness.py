@@ -5,6 +5,7 @@ import argparse
 import csv
 from pathlib import Path
 
+from ..distributed import World, close_world, init_world
 from ..guide import Guide
 from ..io import atomic_path, environment, save_json
 from ..robustness import ATTACKS, RobustnessConfig, evaluate_robustness, load_labelled_images
@@ -15,7 +16,8 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "robustness", help="zero-shot accuracy of models, clean and under PGD / APGD",
         description="Classify labelled images zero-shot (class names through templates) with each model, "
-                    "clean and under attack; print a table and write results.json and results.csv.")
+                    "clean and under attack; print a table and write results.json and results.csv. Under "
+                    "torchrun the images are sharded across ranks.")
     p.add_argument("data", help="a folder of class subfolders, or a CSV with a filepath and a class column")
     p.add_argument("--model", action="append", required=True, help="model reference; repeat to compare models")
     p.add_argument("--class-column", help="for a CSV: the column of class names (e.g. name)")
@@ -39,22 +41,33 @@ def run(args: argparse.Namespace) -> int:
                               attacks=args.attack, templates=args.templates, batch_size=args.batch_size,
                               seed=args.seed)
     config.validate()
-    rows, by_size = {}, {}  # images decoded once per input size, not once per model
-    for reference in args.model:
-        guide = Guide.from_pretrained(reference, device=args.device, precision=args.precision)
-        size = guide.image_size[0]
-        if size not in by_size:
-            by_size[size] = load_labelled_images(args.data, size, args.class_column)
-        images, labels, classes = by_size[size]
-        rows[reference] = evaluate_robustness(guide, images, labels, classes, config)
+    world = init_world(args.device)  # under torchrun: each rank attacks a shard of the images
+    try:
+        rows, labels, classes = _accuracies(args, config, world)
+    finally:
+        close_world()
+    if not world.is_main:
+        return 0
     print(f"zero-shot top-1 on {len(labels)} images, {len(classes)} classes ({config.steps} attack steps)")
     print(_table(rows))
     out = Path(args.out)
     save_json({"data": args.data, "images": len(labels), "classes": len(classes), "settings": vars(config),
-               "accuracy": rows, **environment()}, out / "results.json")
+               "accuracy": rows, "ranks": world.size, **environment()}, out / "results.json")
     _write_csv(rows, out / "results.csv")
     print(f"wrote {out / 'results.json'} and {out / 'results.csv'}")
     return 0
+
+
+def _accuracies(args: argparse.Namespace, config: RobustnessConfig, world: World):
+    rows, by_size = {}, {}  # images decoded once per input size, not once per model
+    for reference in args.model:
+        guide = Guide.from_pretrained(reference, device=str(world.device), precision=args.precision)
+        size = guide.image_size[0]
+        if size not in by_size:
+            by_size[size] = load_labelled_images(args.data, size, args.class_column)
+        images, labels, classes = by_size[size]
+        rows[reference] = evaluate_robustness(guide, images, labels, classes, config, world)
+    return rows, labels, classes
 
 
 def _table(rows: dict[str, dict[str, float]]) -> str:

@@ -1,4 +1,4 @@
-"""torch.distributed plumbing for torchrun: NCCL on GPUs, gloo on CPUs, one process per device.
+"""Training's collectives, on top of clipag.distributed (the process group, shared with evaluation).
 
 Gradients are averaged by hand, with one flattened all-reduce per optimiser step, rather than through a
 DistributedDataParallel wrapper: the attack and the accumulation's cached-feature pass call the image
@@ -7,44 +7,10 @@ communicates exactly as DDP under no_sync() does: once per optimiser step.
 """
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
-
 import torch
 import torch.distributed as dist
 
-from ..guide import resolve_device
-
-
-@dataclass
-class World:
-    rank: int = 0
-    size: int = 1
-    local_rank: int = 0
-    device: torch.device = torch.device("cpu")
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def init_world(device: str = "auto") -> World:
-    """Join the process group torchrun describes in the environment; a single process otherwise."""
-    size = int(os.environ.get("WORLD_SIZE", "1"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    resolved = resolve_device(device)
-    if resolved.type == "cuda" and resolved.index is None:
-        resolved = torch.device("cuda", local_rank)
-        torch.cuda.set_device(resolved)
-    if size > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if resolved.type == "cuda" else "gloo")
-    rank = dist.get_rank() if dist.is_initialized() else 0
-    return World(rank=rank, size=size, local_rank=local_rank, device=resolved)
-
-
-def close_world() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
+from ..distributed import World, all_reduce_sum, barrier, close_world, init_world  # noqa: F401 (re-exported)
 
 
 def gather_with_local_grad(features: torch.Tensor, world: World) -> torch.Tensor:
@@ -78,16 +44,3 @@ def sum_gradients(parameters: list[torch.nn.Parameter], world: World) -> None:
     for p, g in zip(parameters, grads):
         p.grad = flat[offset: offset + g.numel()].view_as(g).clone()
         offset += g.numel()
-
-
-def all_reduce_sum(value: float, world: World) -> float:
-    if world.size == 1:
-        return value
-    tensor = torch.tensor([value], dtype=torch.float64, device=world.device)
-    dist.all_reduce(tensor)
-    return float(tensor.item())
-
-
-def barrier(world: World) -> None:
-    if world.size > 1:
-        dist.barrier()
