@@ -32,3 +32,34 @@ def tiny_checkpoint(tmp_path, tiny_model):
     path = tmp_path / "tiny.pt"
     torch.save(tiny_model.model.state_dict(), path)
     return path, tiny_model.model
+
+
+TINY_YAML = """model:
+  target: taming.models.vqgan.VQModel
+  params:
+    embed_dim: 8
+    n_embed: 16
+    ddconfig:
+      double_z: false
+      z_channels: 8
+      resolution: 16
+      in_channels: 3
+      out_ch: 3
+      ch: 32
+      ch_mult: [1, 2]
+      num_res_blocks: 1
+      attn_resolutions: [8]
+      dropout: 0.0
+"""
+
+
+@pytest.fixture
+def tiny_vqgan_files(tmp_path):
+    """A random taming-layout VQGAN (16 codes, f4) saved as a .yaml and a Lightning-style .ckpt."""
+    (tmp_path / "vq.yaml").write_text(TINY_YAML)
+    from clipag.vqgan_model import VQGAN, VQGANConfig
+    torch.manual_seed(0)
+    model = VQGAN(VQGANConfig.from_yaml(tmp_path / "vq.yaml"))
+    state = {**model.state_dict(), "loss.discriminator.main.0.weight": torch.zeros(1)}  # training-only keys
+    torch.save({"state_dict": state}, tmp_path / "vq.ckpt")
+    return tmp_path / "vq.yaml", tmp_path / "vq.ckpt"

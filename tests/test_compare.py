@@ -44,3 +44,22 @@ def test_compare_runs_clipdraw_too(tmp_path, capsys, tiny_checkpoint):
     report = json.loads((out / "report.json").read_text())
     assert report["method"] == "draw" and all(run["images"] == 1 for run in report["runs"].values())
     assert (out / "strips" / "a-red-apple.png").is_file()
+
+
+def test_compare_runs_vqgan_and_style(tmp_path, capsys, tiny_checkpoint, tiny_vqgan_files):
+    from PIL import Image
+    guides = ["--guide", "clipag-tiny:random", "--guide", f"clipag-tiny:{tiny_checkpoint[0]}",
+              "--evaluator", "clipag-tiny:random", "--steps", "2", "--quiet"]
+    vq_yaml, vq_ckpt = tiny_vqgan_files
+    assert main(["compare", "a red apple", "fire", "--method", "vqgan", "--vqgan-config", str(vq_yaml),
+                 "--vqgan-checkpoint", str(vq_ckpt), "--size", "16", "--crops", "2", *guides,
+                 "--out", str(tmp_path / "vq")]) == 0
+    Image.new("RGB", (40, 30), (20, 120, 200)).save(tmp_path / "content.png")
+    assert main(["compare", "a watercolor painting", "--method", "style", "--content", str(tmp_path / "content.png"),
+                 "--size", "48", "--no-network", *guides, "--out", str(tmp_path / "st")]) == 0
+    for folder, method, images in (("vq", "vqgan", 2), ("st", "style", 1)):
+        report = json.loads((tmp_path / folder / "report.json").read_text())
+        assert report["method"] == method and all(run["images"] == images for run in report["runs"].values())
+        assert (tmp_path / folder / "report.html").is_file()
+    assert main(["compare", "x", "--method", "vqgan", *guides, "--out", str(tmp_path / "bad")]) == 2
+    assert "--vqgan-config" in capsys.readouterr().err

@@ -8,35 +8,7 @@ from clipag.cli.main import main
 from clipag.errors import ClipagError
 from clipag.vqgan import VQGANCLIPConfig, spherical_distance, vqgan_clip
 from clipag.vqgan_model import VQGAN, VQGANConfig, load_vqgan
-
-TINY_YAML = """model:
-  target: taming.models.vqgan.VQModel
-  params:
-    embed_dim: 8
-    n_embed: 16
-    ddconfig:
-      double_z: false
-      z_channels: 8
-      resolution: 16
-      in_channels: 3
-      out_ch: 3
-      ch: 32
-      ch_mult: [1, 2]
-      num_res_blocks: 1
-      attn_resolutions: [8]
-      dropout: 0.0
-"""
-
-
-@pytest.fixture
-def tiny_vqgan_files(tmp_path):
-    (tmp_path / "vq.yaml").write_text(TINY_YAML)
-    torch.manual_seed(0)
-    model = VQGAN(VQGANConfig.from_yaml(tmp_path / "vq.yaml"))
-    state = {**model.state_dict(), "loss.discriminator.main.0.weight": torch.zeros(1)}  # training-only keys
-    torch.save({"state_dict": state}, tmp_path / "vq.ckpt")
-    return tmp_path / "vq.yaml", tmp_path / "vq.ckpt"
-
+from conftest import TINY_YAML
 
 def test_taming_layout_and_round_trip(tiny_vqgan_files):
     model = load_vqgan(*tiny_vqgan_files)

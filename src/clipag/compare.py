@@ -7,13 +7,14 @@ Each guide's images go to OUT/runs/GUIDE/ (as the method's command writes them);
 every evaluator (clipag.evaluate), with the aesthetic score and pairwise preference against the first
 guide when a predictor is given. OUT/report.html and its Markdown twin OUT/report.md hold the metrics
 table, a bar chart, and one side-by-side strip per prompt (each guide's seeds in turn).
-Methods are looked up in METHODS, so the guided tools plug in as they arrive.
+Methods are looked up in METHODS: generate, draw (CLIPDraw), vqgan (VQGAN+CLIP) and style (CLIPStyler).
 """
 from __future__ import annotations
 
 import html
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 from .aesthetic import AestheticScorer, pairwise_preference
 from .evaluate import collect_items, evaluate_items
@@ -21,6 +22,10 @@ from .errors import ClipagError
 from .generate import GenerateConfig, generate_to_folder
 from .guide import Guide
 from .io import image_grid, load_image, save_json, save_png, slugify
+
+if TYPE_CHECKING:
+    from .style import StyleConfig
+    from .vqgan import VQGANCLIPConfig
 
 Method = Callable[[Guide, Sequence[str], Sequence[int], Path, str, bool], None]
 
@@ -40,7 +45,51 @@ def _run_draw(config) -> Method:
     return run
 
 
-METHODS: dict[str, Callable[..., Method]] = {"generate": _run_generate, "draw": _run_draw}
+@dataclass
+class VQGANMethod:
+    """What `compare --method vqgan` needs: the VQGAN+CLIP settings and the VQGAN's two files."""
+    config: "VQGANCLIPConfig"
+    vqgan_config: str
+    vqgan_checkpoint: str
+
+    def validate(self) -> None:
+        self.config.validate()
+
+
+def _run_vqgan(method: VQGANMethod) -> Method:
+    from .vqgan import vqgan_to_folder
+    from .vqgan_model import load_vqgan
+    vqgan = load_vqgan(method.vqgan_config, method.vqgan_checkpoint)  # once, shared by every guide
+    files = (method.vqgan_config, method.vqgan_checkpoint)
+
+    def run(guide, prompts, seeds, out_dir, reference, progress):
+        for prompt in prompts:
+            vqgan_to_folder(guide, vqgan, [prompt], seeds, out_dir, method.config, reference, files, progress)
+    return run
+
+
+@dataclass
+class StyleMethod:
+    """What `compare --method style` needs: the CLIPStyler settings and the content image every prompt restyles."""
+    config: "StyleConfig"
+    content: str
+
+    def validate(self) -> None:
+        self.config.validate()
+        if not Path(self.content).is_file():
+            raise ClipagError(f"content image {self.content} not found; give --content IMAGE")
+
+
+def _run_style(method: StyleMethod) -> Method:
+    from .style import style_to_folder
+
+    def run(guide, prompts, seeds, out_dir, reference, progress):
+        style_to_folder(guide, method.content, prompts, seeds, out_dir, method.config, reference, progress)
+    return run
+
+
+METHODS: dict[str, Callable[..., Method]] = {"generate": _run_generate, "draw": _run_draw, "vqgan": _run_vqgan,
+                                             "style": _run_style}
 
 
 def compare(prompts: Sequence[str], guides: Sequence[str], out_dir: str | Path, evaluators: Sequence[str],
@@ -73,6 +122,9 @@ def _default_config(method: str):
     if method == "draw":
         from .draw import DrawConfig
         return DrawConfig()
+    if method in ("vqgan", "style"):
+        needs = "VQGANMethod (a VQGAN config and checkpoint)" if method == "vqgan" else "StyleMethod (a content image)"
+        raise ClipagError(f"method {method} has no default configuration; pass a {needs}")
     return GenerateConfig()
 
 

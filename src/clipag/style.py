@@ -17,10 +17,11 @@ Text directions average the 80 ImageNet templates (OpenCLIP's metadata). Adam lr
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import kornia.augmentation as K
 import torch
@@ -30,6 +31,7 @@ from torch import nn
 
 from .errors import ClipagError
 from .guide import Guide
+from .io import environment, image_grid, load_image, save_json, save_png, slugify
 
 SOURCE_TEXT = "a Photo"
 
@@ -174,3 +176,24 @@ def style(guide: Guide, content: torch.Tensor, prompt: str, seed: int = 0, confi
     with torch.no_grad():
         final = render()[0].detach().cpu()
     return StyleResult(prompt, final, losses, content_kind, time.perf_counter() - started)
+
+
+def style_to_folder(guide: Guide, content_path: str | Path, prompts: Sequence[str], seeds: Sequence[int],
+                    out_dir: str | Path, config: StyleConfig = StyleConfig(), model_reference: str = "",
+                    progress: bool = True) -> list[dict]:
+    """The content image restyled towards each prompt with each seed: PNG, a before|after pair, settings JSON."""
+    content = load_image(str(content_path), config.size)  # (1, 3, S, S)
+    records = []
+    for prompt in prompts:
+        for seed in seeds:
+            result = style(guide, content, prompt, seed, config, progress)
+            stem = Path(out_dir) / f"{slugify(Path(content_path).stem + ' ' + prompt)}-seed{seed}"
+            record = {"image": str(stem.with_suffix(".png")), "content": str(content_path), "prompt": prompt,
+                      "model": model_reference or guide.name, "seed": seed, "method": "style",
+                      "content_loss": result.content_loss, "seconds": round(result.seconds, 3),
+                      "settings": dataclasses.asdict(config), "losses": result.losses, **environment()}
+            save_png(result.image, record["image"])
+            save_png(image_grid([content[0], result.image], columns=2), str(stem) + "-pair.png")
+            save_json(record, stem.with_suffix(".json"))
+            records.append(record)
+    return records

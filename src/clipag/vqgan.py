@@ -12,8 +12,10 @@ latent is clamped to the codebook's range.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional, Sequence
 
 import kornia.augmentation as K
@@ -23,6 +25,7 @@ from tqdm import tqdm
 
 from .errors import ClipagError
 from .guide import Guide
+from .io import environment, save_gif, save_json, save_png, slugify
 from .prompts import weighted_text_features
 from .vqgan_model import VQGAN
 
@@ -132,3 +135,24 @@ def initial_latent(vqgan: VQGAN, config: VQGANCLIPConfig, device) -> torch.Tenso
             return vqgan.encode(image * 2 - 1)
     codes = torch.randint(vqgan.config.n_embed, (side * side,), device=device)
     return vqgan.quantize.embedding(codes).view(1, side, side, -1).permute(0, 3, 1, 2).clone()  # (1, D, h, w)
+
+
+def vqgan_to_folder(guide: Guide, vqgan: VQGAN, prompts: Sequence[str], seeds: Sequence[int], out_dir: str | Path,
+                    config: VQGANCLIPConfig = VQGANCLIPConfig(), model_reference: str = "",
+                    vqgan_files: tuple[str, str] = ("", ""), progress: bool = True) -> list[dict]:
+    """One image per seed for the prompt set: PNG, settings JSON, and a GIF when frames are saved."""
+    records = []
+    for seed in seeds:
+        result = vqgan_clip(guide, vqgan, prompts, seed, config, progress)
+        stem = Path(out_dir) / f"{slugify(' '.join(prompts))}-seed{seed}"
+        record = {"image": str(stem.with_suffix(".png")), "prompt": "; ".join(prompts), "prompts": list(prompts),
+                  "model": model_reference or guide.name, "seed": seed, "method": "vqgan",
+                  "vqgan_config": vqgan_files[0], "vqgan_checkpoint": vqgan_files[1],
+                  "seconds": round(result.seconds, 3), "settings": dataclasses.asdict(config),
+                  "loss_history": [round(value, 5) for value in result.history], **environment()}
+        save_png(result.image, record["image"])
+        if result.frames:
+            save_gif(result.frames + [result.image], stem.with_suffix(".gif"))
+        save_json(record, stem.with_suffix(".json"))
+        records.append(record)
+    return records

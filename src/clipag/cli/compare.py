@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..aesthetic import DEFAULT_EMBEDDER, optional_scorer
 from ..augment import ViewConfig
-from ..compare import METHODS, compare, metric_rows
+from ..compare import METHODS, StyleMethod, VQGANMethod, compare, metric_rows
 from ..errors import ClipagError
 from ..generate import GenerateConfig
 from ..prompts import PROMPT_SETS, load_prompts
@@ -25,10 +25,15 @@ def add_parser(subparsers) -> None:
     p.add_argument("--evaluator", action="append", required=True, help="evaluator model; repeatable")
     p.add_argument("--method", choices=sorted(METHODS), default="generate", help="what the guides drive (default generate)")
     p.add_argument("--seed", type=int, nargs="+", default=[0], help="seeds (default 0)")
-    p.add_argument("--steps", type=positive_int, default=100, help="steps (iterations for draw) (default 100)")
+    p.add_argument("--steps", type=positive_int, default=100, help="steps / iterations of the method (default 100)")
     p.add_argument("--strokes", type=positive_int, default=256, help="draw: number of strokes (default 256)")
     p.add_argument("--views", type=non_negative_int, default=32, help="augmented views per step (default 32)")
-    p.add_argument("--crops", type=non_negative_int, default=32, help="random crops per step (default 32)")
+    p.add_argument("--crops", type=non_negative_int, default=32, help="random crops per step; vqgan: cutouts (default 32)")
+    p.add_argument("--vqgan-config", help="vqgan: the taming-transformers .yaml")
+    p.add_argument("--vqgan-checkpoint", help="vqgan: the checkpoint (.ckpt / .pt / .safetensors)")
+    p.add_argument("--content", help="style: the content image every prompt restyles")
+    p.add_argument("--no-network", action="store_true", help="style: optimise pixels, not the style network")
+    p.add_argument("--size", type=positive_int, help="vqgan / style: output side (defaults: 256 / 512)")
     p.add_argument("--init", default="gmm", help="gmm (default), noise, or an image path")
     p.add_argument("--gmm", help="GMM file for --init gmm (default: the guide's own, if it names one)")
     p.add_argument("--top-k", type=positive_int, nargs="+", default=[1], help="R-Precision k values (default 1)")
@@ -48,6 +53,10 @@ def run(args: argparse.Namespace) -> int:
     if args.method == "draw":
         from ..draw import DrawConfig
         config = DrawConfig(iterations=args.steps, strokes=args.strokes)
+    elif args.method == "vqgan":
+        config = _vqgan_method(args)
+    elif args.method == "style":
+        config = _style_method(args)
     else:
         config = GenerateConfig(steps=args.steps, init=args.init, gmm_path=args.gmm,
                                 views=ViewConfig(views=args.views, crops=args.crops))
@@ -61,3 +70,21 @@ def run(args: argparse.Namespace) -> int:
         print("| " + " | ".join(row) + " |")
     print(f"wrote {Path(args.out) / 'report.html'} and {Path(args.out) / 'report.md'}")
     return 0
+
+
+def _vqgan_method(args: argparse.Namespace) -> VQGANMethod:
+    from ..vqgan import VQGANCLIPConfig
+    if not (args.vqgan_config and args.vqgan_checkpoint):
+        raise ClipagError("--method vqgan needs --vqgan-config FILE.yaml and --vqgan-checkpoint FILE")
+    config = VQGANCLIPConfig(steps=args.steps, cutouts=args.crops or 32, size=args.size or 256)
+    return VQGANMethod(config, args.vqgan_config, args.vqgan_checkpoint)
+
+
+def _style_method(args: argparse.Namespace) -> StyleMethod:
+    from ..style import StyleConfig
+    if not args.content:
+        raise ClipagError("--method style needs --content IMAGE, the picture every prompt restyles")
+    size = args.size or 512
+    config = StyleConfig(iterations=args.steps, network=not args.no_network, size=size,
+                         crop_size=max(16, size // 4))  # the reference's 128-px patches of 512-px images
+    return StyleMethod(config, args.content)

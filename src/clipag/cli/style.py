@@ -2,12 +2,9 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
-from pathlib import Path
 
 from ..guide import Guide
-from ..io import environment, image_grid, load_image, save_json, save_png, slugify
-from ..style import StyleConfig, style
+from ..style import StyleConfig, style_to_folder
 from .args import add_device_args, positive_float, positive_int
 from .generate import DEFAULT_MODEL
 
@@ -38,15 +35,8 @@ def run(args: argparse.Namespace) -> int:
     config = StyleConfig(iterations=args.iterations, network=not args.no_network, lr=args.lr, crops=args.crops,
                          crop_size=args.crop_size, size=args.size, vgg_weights=args.vgg_weights)
     config.validate()
-    content = load_image(args.image, args.size)  # (1, 3, S, S)
     guide = Guide.from_pretrained(args.model, device=args.device, precision=args.precision)
-    result = style(guide, content, args.prompt, args.seed, config, progress=not args.quiet)
-    stem = Path(args.out) / f"{slugify(Path(args.image).stem + ' ' + args.prompt)}-seed{args.seed}"
-    save_png(result.image, stem.with_suffix(".png"))
-    save_png(image_grid([content[0], result.image], columns=2), str(stem) + "-pair.png")
-    save_json({"image": str(stem.with_suffix(".png")), "content": args.image, "prompt": args.prompt,
-               "model": args.model, "seed": args.seed, "method": "style", "content_loss": result.content_loss,
-               "seconds": round(result.seconds, 3), "settings": dataclasses.asdict(config),
-               "losses": result.losses, **environment()}, stem.with_suffix(".json"))
-    print(f"{stem.with_suffix('.png')}  (content loss on {result.content_loss.split(' (')[0]}; {result.seconds:.1f} s)")
+    record = style_to_folder(guide, args.image, [args.prompt], [args.seed], args.out, config, args.model,
+                             progress=not args.quiet)[0]
+    print(f"{record['image']}  (content loss on {record['content_loss'].split(' (')[0]}; {record['seconds']:.1f} s)")
     return 0

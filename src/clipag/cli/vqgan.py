@@ -2,13 +2,10 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
-from pathlib import Path
 
 from ..guide import Guide
-from ..io import environment, save_gif, save_json, save_png, slugify
 from ..prompts import parse_weighted_prompt
-from ..vqgan import VQGANCLIPConfig, vqgan_clip
+from ..vqgan import VQGANCLIPConfig, vqgan_to_folder
 from ..vqgan_model import load_vqgan
 from .args import add_device_args, non_negative_int, positive_float, positive_int
 from .generate import DEFAULT_MODEL
@@ -45,16 +42,10 @@ def run(args: argparse.Namespace) -> int:
         parse_weighted_prompt(prompt)
     vqgan = load_vqgan(args.vqgan_config, args.vqgan_checkpoint)
     guide = Guide.from_pretrained(args.model, device=args.device, precision=args.precision)
-    for seed in args.seed:
-        result = vqgan_clip(guide, vqgan, args.prompts, seed, config, progress=not args.quiet)
-        stem = Path(args.out) / f"{slugify(' '.join(args.prompts))}-seed{seed}"
-        save_png(result.image, stem.with_suffix(".png"))
-        if result.frames:
-            save_gif(result.frames + [result.image], stem.with_suffix(".gif"))
-        save_json({"image": str(stem.with_suffix(".png")), "prompt": "; ".join(args.prompts), "prompts": args.prompts,
-                   "model": args.model, "seed": seed, "method": "vqgan", "vqgan_config": args.vqgan_config,
-                   "vqgan_checkpoint": args.vqgan_checkpoint, "seconds": round(result.seconds, 3),
-                   "settings": dataclasses.asdict(config), "loss_history": [round(l, 5) for l in result.history],
-                   **environment()}, stem.with_suffix(".json"))
-        print(f"{stem.with_suffix('.png')}  loss {result.history[0]:.3f} -> {result.history[-1]:.3f}  ({result.seconds:.1f} s)")
+    files = (args.vqgan_config, args.vqgan_checkpoint)
+    records = vqgan_to_folder(guide, vqgan, args.prompts, args.seed, args.out, config, args.model, files,
+                              progress=not args.quiet)
+    for record in records:
+        history = record["loss_history"]
+        print(f"{record['image']}  loss {history[0]:.3f} -> {history[-1]:.3f}  ({record['seconds']:.1f} s)")
     return 0
