@@ -72,6 +72,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--parts", nargs="+", default=["robustness", "generation"], choices=("robustness", "generation"))
     p.add_argument("--name", default="all", help="results-NAME.json")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--guides", nargs="+", default=list(GUIDES),
+                   help="guide models to compare, vanilla first (default: clip-emoji clipag-emoji)")
     return p.parse_args()
 
 
@@ -81,7 +83,7 @@ def robustness(args) -> dict:
     images, labels, classes = load_labelled_images(Path(args.data) / "heldout.csv", 64, class_column="name")
     config = RobustnessConfig(eps=args.eps, norm="l2", steps=args.attack_steps, attacks=args.attacks)
     rows = {reference: evaluate_robustness(Guide.from_pretrained(reference, device="cpu"), images, labels,
-                                           classes, config) for reference in (*GUIDES, JUDGE)}
+                                           classes, config) for reference in (*args.guides, JUDGE)}
     return {"images": len(images), "classes": len(classes), "accuracy": rows}
 
 
@@ -107,7 +109,7 @@ def sample_names(data: Path, split: str, count: int) -> list[str]:
 
 def generation(args, out: Path) -> dict:
     judge = Guide.from_pretrained(JUDGE, device="cpu")
-    guides = {name: Guide.from_pretrained(name, device="cpu") for name in GUIDES}
+    guides = {name: Guide.from_pretrained(name, device="cpu") for name in args.guides}
     gmm = ClassGMM.load(default_gmm("clipag-emoji"))
     rows, timing = [], {}
     for split in args.splits:
@@ -125,7 +127,7 @@ def generation(args, out: Path) -> dict:
                 targets = torch.tensor([i for i in range(len(prompts)) for _ in args.seeds])
                 finals[name] = [r.image for r in results]
                 rows.append(judge_row(judge, prompt_features, targets, split, init, name, finals[name]))
-                if name == GUIDES[0] or init == "gmm":  # the start depends on the guide (best of the GMM)
+                if name == args.guides[0] or init == "gmm":  # the start depends on the guide (best of the GMM)
                     rows.append(judge_row(judge, prompt_features, targets, split, init, f"{name} init",
                                           [r.frames[0] for r in results]))
             save_comparison_grid(finals, len(args.seeds), out / f"{split}-{init}.png")
@@ -142,12 +144,13 @@ def judge_row(judge: Guide, prompt_features: torch.Tensor, targets: torch.Tensor
 
 
 def save_comparison_grid(finals: dict[str, list[torch.Tensor]], seeds: int, path: Path) -> None:
-    """One row per prompt: the first guide's seeds, then the second's."""
-    first, second = (finals[name] for name in GUIDES)
+    """One row per prompt: each guide's seeds in turn, in the order the guides were given."""
+    runs = list(finals.values())
     tiles = []
-    for p in range(len(first) // seeds):
-        tiles += first[p * seeds:(p + 1) * seeds] + second[p * seeds:(p + 1) * seeds]
-    save_png(image_grid(tiles, columns=2 * seeds), path)
+    for p in range(len(runs[0]) // seeds):
+        for images in runs:
+            tiles += images[p * seeds:(p + 1) * seeds]
+    save_png(image_grid(tiles, columns=len(runs) * seeds), path)
 
 
 def generation_table(result: dict) -> str:
