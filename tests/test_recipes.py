@@ -46,3 +46,11 @@ def test_emoji_recipes_parse_and_name_registered_architectures(recipe):
     assert arch in ("emoji-vit-64", "emoji-resnet-64", "clip-emoji", "clipag-emoji")
     if config.objective == "clipag":
         assert config.attack.norm == "l2" and not config.text_trainable
+
+
+@pytest.mark.parametrize("recipe", sorted((Path(__file__).parent.parent / "recipes" / "emoji").glob("*.json")),
+                         ids=lambda p: p.stem)
+def test_emoji_recipes_parse_and_validate(recipe):
+    config = config_from_args(build_parser().parse_args(["train", "--config", str(recipe)]))
+    config.validate(world_size=1)
+    assert config.model.split(":")[0] in ("emoji-vit-64", "emoji-resnet-64", "local-dir")
