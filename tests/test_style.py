@@ -38,7 +38,26 @@ def test_command(tmp_path, capsys):
     Image.new("RGB", (40, 30), (20, 120, 200)).save(tmp_path / "c.png")
     code = main(["style", str(tmp_path / "c.png"), "a watercolor painting", "--model", "clipag-tiny:random",
                  "--iterations", "2", "--size", "32", "--crops", "2", "--crop-size", "16", "--no-network",
-                 "--out", str(tmp_path / "out"), "--quiet"])
+                 "--out", str(tmp_path / "out"), "--quiet", "--seed", "0", "1", "--trajectory"])
     assert code == 0
-    record = json.loads(next((tmp_path / "out").glob("*.json")).read_text())
+    records = [json.loads(f.read_text()) for f in sorted((tmp_path / "out").glob("*.json"))]
+    assert [r["seed"] for r in records] == [0, 1]
+    record = records[0]
     assert record["method"] == "style" and len(record["losses"]) == 2 and not record["settings"]["network"]
+    assert (tmp_path / "out" / "c-a-watercolor-painting-seed0.gif").is_file()
+    assert Image.open(record["trajectory"]).size[0] > Image.open(record["image"]).size[0]  # a strip of frames
+
+
+def test_weighted_and_negative_prompts_steer_the_direction(tiny_guide):
+    from clipag.style import SOURCE_TEXT, template_features, text_direction
+    one = text_direction(tiny_guide, ["a watercolor painting"])
+    expected = torch.nn.functional.normalize(template_features(tiny_guide, "a watercolor painting")
+                                             - template_features(tiny_guide, SOURCE_TEXT), dim=-1)
+    torch.testing.assert_close(one, expected)  # one prompt: the reference's direction
+    doubled = text_direction(tiny_guide, ["a watercolor painting:2"])
+    torch.testing.assert_close(doubled, one)  # weights are relative
+    away = text_direction(tiny_guide, ["a watercolor painting", "fire:-1"])
+    fire = template_features(tiny_guide, "fire")
+    assert away @ fire < one @ fire  # a negative prompt steers away from its text
+    with pytest.raises(ClipagError, match="weight 0"):
+        text_direction(tiny_guide, ["fire:0"])

@@ -84,7 +84,8 @@ def _run_style(method: StyleMethod) -> Method:
     from .style import style_to_folder
 
     def run(guide, prompts, seeds, out_dir, reference, progress):
-        style_to_folder(guide, method.content, prompts, seeds, out_dir, method.config, reference, progress)
+        for prompt in prompts:  # one picture per prompt and seed
+            style_to_folder(guide, method.content, [prompt], seeds, out_dir, method.config, reference, progress)
     return run
 
 

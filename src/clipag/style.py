@@ -31,7 +31,8 @@ from torch import nn
 
 from .errors import ClipagError
 from .guide import Guide
-from .io import environment, image_grid, load_image, save_json, save_png, slugify
+from .io import environment, image_grid, load_image, save_gif, save_json, save_png, slugify
+from .prompts import parse_weighted_prompt
 
 SOURCE_TEXT = "a Photo"
 
@@ -50,6 +51,7 @@ class StyleConfig:
     lambda_tv: float = 2e-3
     size: int = 512  # side of the content image
     vgg_weights: Optional[str] = None  # torchvision vgg19 state dict file
+    trajectory_frames: int = 0  # > 0: keep this many frames for a strip and a GIF
 
     def validate(self) -> None:
         if self.iterations <= 0 or self.crops <= 0:
@@ -60,11 +62,12 @@ class StyleConfig:
 
 @dataclass
 class StyleResult:
-    prompt: str
+    prompts: list[str]
     image: torch.Tensor  # (3, S, S)
     losses: list[dict]
     content_loss: str  # what the content loss compared
     seconds: float
+    frames: list[torch.Tensor] = dataclasses.field(default_factory=list)  # content first, then the trajectory
 
 
 class StyleUNet(nn.Module):
@@ -95,6 +98,14 @@ def _block(c_in: int, c_out: int) -> nn.Sequential:
 def template_features(guide: Guide, text: str) -> torch.Tensor:
     features = guide.encode_text([t(text) for t in OPENAI_IMAGENET_TEMPLATES], cache=False)  # (80, D)
     return F.normalize(features.float().mean(dim=0), dim=-1)  # (D,)
+
+
+def text_direction(guide: Guide, prompts: Sequence[str]) -> torch.Tensor:
+    """The unit direction from the source text to the prompts' weighted mean ("TEXT:WEIGHT"; a negative weight
+    steers away from a text). One prompt of weight 1 gives the reference's target - source."""
+    parsed = [parse_weighted_prompt(p) for p in prompts]
+    target = sum(w * template_features(guide, text) for text, w in parsed) / sum(abs(w) for _, w in parsed)  # (D,)
+    return F.normalize(target - template_features(guide, SOURCE_TEXT), dim=-1)  # (D,)
 
 
 def vgg_content_features(path: str) -> Callable[[torch.Tensor], list[torch.Tensor]]:
@@ -130,9 +141,10 @@ def total_variation(images: torch.Tensor) -> torch.Tensor:
             + (images[..., :, 1:] - images[..., :, :-1]).pow(2).sum())
 
 
-def style(guide: Guide, content: torch.Tensor, prompt: str, seed: int = 0, config: StyleConfig = StyleConfig(),
-          progress: bool = True) -> StyleResult:
-    """Restyle `content` (1, 3, S, S) in [0,1] towards `prompt`; returns the image and the loss history."""
+def style(guide: Guide, content: torch.Tensor, prompts: str | Sequence[str], seed: int = 0,
+          config: StyleConfig = StyleConfig(), progress: bool = True) -> StyleResult:
+    """Restyle `content` (1, 3, S, S) in [0,1] towards the prompts (one text, or several "TEXT:WEIGHT");
+    returns the image and the loss history."""
     from tqdm import tqdm
     config.validate()
     started = time.perf_counter()
@@ -141,7 +153,8 @@ def style(guide: Guide, content: torch.Tensor, prompt: str, seed: int = 0, confi
     content_features = vgg_content_features(config.vgg_weights) if config.vgg_weights else pixel_content_features
     content_kind = "VGG19 conv4_2 + conv5_2 features" if config.vgg_weights else \
         "pixels at 1/4 resolution (no VGG19 weights given: pass --vgg-weights vgg19-dcbb9e9d.pth for the reference's loss)"
-    text_direction = F.normalize(template_features(guide, prompt) - template_features(guide, SOURCE_TEXT), dim=-1)
+    prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+    direction = text_direction(guide, prompts)  # (D,)
     with torch.no_grad():
         source = guide.encode_image(content).float()  # (1, D)
         target_content = [f.detach() for f in content_features(content)]
@@ -155,14 +168,15 @@ def style(guide: Guide, content: torch.Tensor, prompt: str, seed: int = 0, confi
     scheduler = torch.optim.lr_scheduler.StepLR(optimiser, step_size=100, gamma=0.5)
     crop = K.RandomCrop((config.crop_size, config.crop_size))
     perspective = K.RandomPerspective(distortion_scale=0.5, p=1.0)
-    losses = []
-    for _ in tqdm(range(config.iterations), desc="style", unit="it", disable=not progress, leave=False):
+    losses, frames = [], [content[0].cpu()] if config.trajectory_frames else []
+    frame_steps = {round(config.iterations * (k + 1) / config.trajectory_frames) for k in range(config.trajectory_frames)}
+    for step in tqdm(range(config.iterations), desc="style", unit="it", disable=not progress, leave=False):
         target = render()  # (1, 3, S, S)
         patches = perspective(crop(target.expand(config.crops, -1, -1, -1)))  # (N, 3, c, c)
         patch_direction = F.normalize(guide.encode_image(patches).float() - source, dim=-1)
-        patch = 1 - patch_direction @ text_direction  # (N,)
+        patch = 1 - patch_direction @ direction  # (N,)
         patch = torch.where(patch < config.threshold, torch.zeros_like(patch), patch).mean()
-        glob = 1 - F.normalize(guide.encode_image(target).float() - source, dim=-1) @ text_direction
+        glob = 1 - F.normalize(guide.encode_image(target).float() - source, dim=-1) @ direction
         content_loss = sum(F.mse_loss(a, b) for a, b in zip(content_features(target), target_content))
         tv = total_variation(target)
         loss = (config.lambda_patch * patch + config.lambda_global * glob.mean()
@@ -173,27 +187,34 @@ def style(guide: Guide, content: torch.Tensor, prompt: str, seed: int = 0, confi
         scheduler.step()
         losses.append({"total": loss.item(), "patch": patch.item(), "global": glob.mean().item(),
                        "content": float(content_loss.detach()), "tv": tv.item()})
+        if step + 1 in frame_steps:
+            frames.append(target.detach()[0].clamp(0, 1).cpu())
     with torch.no_grad():
         final = render()[0].detach().cpu()
-    return StyleResult(prompt, final, losses, content_kind, time.perf_counter() - started)
+    return StyleResult(prompts, final, losses, content_kind, time.perf_counter() - started, frames)
 
 
 def style_to_folder(guide: Guide, content_path: str | Path, prompts: Sequence[str], seeds: Sequence[int],
                     out_dir: str | Path, config: StyleConfig = StyleConfig(), model_reference: str = "",
                     progress: bool = True) -> list[dict]:
-    """The content image restyled towards each prompt with each seed: PNG, a before|after pair, settings JSON."""
+    """The content image restyled towards the prompts (all of them shape one picture), once per seed: PNG,
+    a before|after pair, settings JSON, and a strip and GIF of the trajectory when frames are kept."""
     content = load_image(str(content_path), config.size)  # (1, 3, S, S)
     records = []
-    for prompt in prompts:
-        for seed in seeds:
-            result = style(guide, content, prompt, seed, config, progress)
-            stem = Path(out_dir) / f"{slugify(Path(content_path).stem + ' ' + prompt)}-seed{seed}"
-            record = {"image": str(stem.with_suffix(".png")), "content": str(content_path), "prompt": prompt,
-                      "model": model_reference or guide.name, "seed": seed, "method": "style",
-                      "content_loss": result.content_loss, "seconds": round(result.seconds, 3),
-                      "settings": dataclasses.asdict(config), "losses": result.losses, **environment()}
-            save_png(result.image, record["image"])
-            save_png(image_grid([content[0], result.image], columns=2), str(stem) + "-pair.png")
-            save_json(record, stem.with_suffix(".json"))
-            records.append(record)
+    for seed in seeds:
+        result = style(guide, content, prompts, seed, config, progress)
+        stem = Path(out_dir) / f"{slugify(Path(content_path).stem + ' ' + ' '.join(prompts))}-seed{seed}"
+        record = {"image": str(stem.with_suffix(".png")), "content": str(content_path),
+                  "prompt": prompts[0] if len(prompts) == 1 else "; ".join(prompts), "prompts": list(prompts),
+                  "model": model_reference or guide.name, "seed": seed, "method": "style",
+                  "content_loss": result.content_loss, "seconds": round(result.seconds, 3),
+                  "settings": dataclasses.asdict(config), "losses": result.losses, **environment()}
+        save_png(result.image, record["image"])
+        save_png(image_grid([content[0], result.image], columns=2), str(stem) + "-pair.png")
+        if result.frames:
+            record["trajectory"] = str(stem) + "-trajectory.png"
+            save_png(image_grid(result.frames, columns=len(result.frames)), record["trajectory"])
+            save_gif(result.frames, stem.with_suffix(".gif"))
+        save_json(record, stem.with_suffix(".json"))
+        records.append(record)
     return records

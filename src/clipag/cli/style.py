@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from ..guide import Guide
+from ..prompts import parse_weighted_prompt
 from ..style import StyleConfig, style_to_folder
 from .args import add_device_args, positive_float, positive_int
 from .generate import DEFAULT_MODEL
@@ -15,7 +16,8 @@ def add_parser(subparsers) -> None:
         description="Train a small style network on one image (or, with --no-network, optimise its pixels) "
                     "so that it moves towards the prompt in the guide's embedding space.")
     p.add_argument("image", help="content image")
-    p.add_argument("prompt", help='style prompt, e.g. "a watercolor painting"')
+    p.add_argument("prompts", nargs="+", metavar="PROMPT",
+                   help='style prompts, e.g. "a watercolor painting" "blurry:-0.5" (TEXT:WEIGHT; all shape one picture)')
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"guide model (default {DEFAULT_MODEL})")
     p.add_argument("--no-network", action="store_true", help="optimise the pixels instead of a style network")
     p.add_argument("--iterations", type=positive_int, default=200, help="steps (default 200)")
@@ -24,7 +26,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--crop-size", type=positive_int, default=128, help="patch side (default 128)")
     p.add_argument("--lr", type=positive_float, help="Adam lr (default 5e-4 network, 5e-3 pixels)")
     p.add_argument("--vgg-weights", help="torchvision VGG19 weights (vgg19-dcbb9e9d.pth) for the content loss")
-    p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    p.add_argument("--seed", type=int, nargs="+", default=[0], help="seeds (default 0)")
+    p.add_argument("--trajectory", action="store_true", help="also save a strip and a GIF of the progress")
     p.add_argument("--out", default="outputs/style", help="output folder (default outputs/style)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_device_args(p)
@@ -33,10 +36,14 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = StyleConfig(iterations=args.iterations, network=not args.no_network, lr=args.lr, crops=args.crops,
-                         crop_size=args.crop_size, size=args.size, vgg_weights=args.vgg_weights)
+                         crop_size=args.crop_size, size=args.size, vgg_weights=args.vgg_weights,
+                         trajectory_frames=8 if args.trajectory else 0)
     config.validate()
+    for prompt in args.prompts:
+        parse_weighted_prompt(prompt)  # a bad weight fails before the model loads
     guide = Guide.from_pretrained(args.model, device=args.device, precision=args.precision)
-    record = style_to_folder(guide, args.image, [args.prompt], [args.seed], args.out, config, args.model,
-                             progress=not args.quiet)[0]
-    print(f"{record['image']}  (content loss on {record['content_loss'].split(' (')[0]}; {record['seconds']:.1f} s)")
+    records = style_to_folder(guide, args.image, args.prompts, args.seed, args.out, config, args.model,
+                              progress=not args.quiet)
+    for record in records:
+        print(f"{record['image']}  (content loss on {record['content_loss'].split(' (')[0]}; {record['seconds']:.1f} s)")
     return 0
