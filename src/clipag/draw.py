@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from .errors import ClipagError
 from .guide import Guide
-from .io import environment, image_grid, save_gif, save_json, save_png, slugify
+from .io import environment, save_json, save_png, save_trajectory, slugify
 from .prompts import weighted_text_features
 from .raster import Strokes, render, write_svg
 
@@ -145,9 +145,7 @@ def draw_to_folder(guide: Guide, prompts: Sequence[str], seeds: Sequence[int], o
         save_png(result.image, record["image"])
         write_svg(result.strokes, result.image.shape[-1], record["svg"])
         if result.frames:
-            record["trajectory"] = str(stem) + "-trajectory.png"
-            save_png(image_grid(result.frames, columns=len(result.frames)), record["trajectory"])
-            save_gif(result.frames, stem.with_suffix(".gif"))
+            record.update(save_trajectory(result.frames, stem))
         save_json(record, stem.with_suffix(".json"))
         records.append(record)
     return records

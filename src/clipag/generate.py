@@ -24,7 +24,7 @@ from .errors import ClipagError
 from .gmm import ClassGMM
 from .registry import default_gmm
 from .guide import Guide
-from .io import environment, image_grid, load_image, save_gif, save_json, save_png, slugify
+from .io import environment, image_grid, load_image, save_json, save_png, save_trajectory, slugify
 
 INIT_CHOICES = ("gmm", "noise")
 
@@ -236,9 +236,6 @@ def _write_result(result: GenerationResult, out_dir: Path, config: GenerateConfi
     }
     save_png(result.image, record["image"])
     if result.frames:
-        record["trajectory"] = str(stem) + "-trajectory.png"
-        record["gif"] = str(stem.with_suffix(".gif"))
-        save_png(image_grid(result.frames, columns=len(result.frames)), record["trajectory"])
-        save_gif(result.frames, record["gif"])
+        record.update(save_trajectory(result.frames, stem))
     save_json(record, stem.with_suffix(".json"))
     return record

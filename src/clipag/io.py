@@ -76,6 +76,14 @@ def save_gif(frames: Sequence[torch.Tensor], path: str | os.PathLike, frame_ms: 
                          duration=frame_ms, loop=0)
 
 
+def save_trajectory(frames: Sequence[torch.Tensor], stem: str | os.PathLike) -> dict[str, str]:
+    """A run's frames as STEM-trajectory.png (a strip) and STEM.gif; returns both paths for its record."""
+    paths = {"trajectory": f"{stem}-trajectory.png", "gif": f"{stem}.gif"}
+    save_png(image_grid(list(frames), columns=len(frames)), paths["trajectory"])
+    save_gif(frames, paths["gif"])
+    return paths
+
+
 def slugify(text: str, max_length: int = 60) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
     return slug[:max_length].rstrip("-") or "prompt"

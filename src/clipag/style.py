@@ -31,7 +31,7 @@ from torch import nn
 
 from .errors import ClipagError
 from .guide import Guide
-from .io import environment, image_grid, load_image, save_gif, save_json, save_png, slugify
+from .io import environment, image_grid, load_image, save_json, save_png, save_trajectory, slugify
 from .prompts import parse_weighted_prompt
 
 SOURCE_TEXT = "a Photo"
@@ -212,9 +212,7 @@ def style_to_folder(guide: Guide, content_path: str | Path, prompts: Sequence[st
         save_png(result.image, record["image"])
         save_png(image_grid([content[0], result.image], columns=2), str(stem) + "-pair.png")
         if result.frames:
-            record["trajectory"] = str(stem) + "-trajectory.png"
-            save_png(image_grid(result.frames, columns=len(result.frames)), record["trajectory"])
-            save_gif(result.frames, stem.with_suffix(".gif"))
+            record.update(save_trajectory(result.frames, stem))
         save_json(record, stem.with_suffix(".json"))
         records.append(record)
     return records
