@@ -14,7 +14,7 @@ import csv
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import torch
 
@@ -93,14 +93,25 @@ def load_images(items: Sequence[Item], size: int) -> torch.Tensor:
     return torch.stack([square_tensor(read_rgb(item.image), size) for item in items])  # (N, 3, S, S)
 
 
-def encode_images(items: Sequence[Item], guide: Guide, batch_size: int = 64, world: World = World()) -> torch.Tensor:
-    """Image embeddings (N, D) of all items; under torchrun each rank encodes its shard and all get all rows."""
+def shard_images(items: Sequence[Item], world: World = World()) -> Callable[[int], torch.Tensor]:
+    """size -> this rank's shard of the images (N_rank, 3, size, size), decoded once per size."""
     mine = [items[i] for i in world.shard(len(items))]
-    images = load_images(mine, guide.image_size[0]) if mine else torch.zeros(0, 3, *guide.image_size)
+    decoded: dict[int, torch.Tensor] = {}
+
+    def at(size: int) -> torch.Tensor:
+        if size not in decoded:
+            decoded[size] = load_images(mine, size) if mine else torch.zeros(0, 3, size, size)
+        return decoded[size]
+    return at
+
+
+def encode_images(images: torch.Tensor, guide: Guide, count: int, batch_size: int = 64,
+                  world: World = World()) -> torch.Tensor:
+    """This rank's images (N_rank, 3, S, S) -> all `count` embeddings (N, D), gathered from every rank."""
     features = [guide.encode_image(images[i:i + batch_size].to(guide.device)).float().cpu()
                 for i in range(0, len(images), batch_size)]
     features = torch.cat(features) if features else torch.zeros(0, guide.embed_dim)  # (N_rank, D)
-    return gather_shards(features, world, len(items))  # (N, D)
+    return gather_shards(features, world, count)  # (N, D)
 
 
 @torch.no_grad()
@@ -115,8 +126,9 @@ def evaluate_items(items: Sequence[Item], evaluators: dict[str, Guide], top_k: S
     targets = torch.tensor([prompts.index(item.prompt) for item in items])
     rows = [asdict(item) for item in items]
     summary, warnings = {}, []
+    images_at = shard_images(items, world)
     for name, guide in evaluators.items():
-        image_features = encode_images(items, guide, batch_size, world)  # (N, D)
+        image_features = encode_images(images_at(guide.image_size[0]), guide, len(items), batch_size, world)  # (N, D)
         text_features = guide.encode_text(prompts, cache=False).float().cpu()  # (P, D)
         similarity = paired_similarity(image_features, text_features[targets])
         ranks = (image_features @ text_features.T > similarity.view(-1, 1)).sum(dim=1)  # prompts ranked above own
@@ -128,9 +140,8 @@ def evaluate_items(items: Sequence[Item], evaluators: dict[str, Guide], top_k: S
         if biased:
             warnings.append(f"{name} also guided these images, so its scores of them are biased upwards")
     if aesthetic is not None:
-        mine = [items[i] for i in world.shard(len(items))]
-        scores = (aesthetic(load_images(mine, aesthetic.embedder.image_size[0])).float().cpu() if mine
-                  else torch.zeros(0))
+        images = images_at(aesthetic.embedder.image_size[0])
+        scores = aesthetic(images).float().cpu() if len(images) else torch.zeros(0)
         scores = gather_shards(scores, world, len(items))  # (N,)
         for row, s in zip(rows, scores.tolist()):
             row["aesthetic"] = s
