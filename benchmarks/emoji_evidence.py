@@ -60,6 +60,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--data", default="data/emoji", help="folder written by `clipag data emoji`")
     p.add_argument("--out", default="outputs/emoji-evidence")
     p.add_argument("--names", type=int, default=24, help="names sampled per split for generation")
+    p.add_argument("--sample-seed", type=int, default=0,
+                   help="seed of the name sample (choose settings on another sample than the one you report)")
     p.add_argument("--splits", nargs="+", default=["heldout", "train"], choices=("heldout", "train"))
     p.add_argument("--inits", nargs="+", default=["gmm", "noise"], choices=("gmm", "noise"))
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
@@ -99,12 +101,12 @@ def robustness_table(result: dict, args) -> str:
 
 # ---------------------------------------------------------------- 2. generation judged by another model
 
-def sample_names(data: Path, split: str, count: int) -> list[str]:
+def sample_names(data: Path, split: str, count: int, seed: int = 0) -> list[str]:
     """A seeded sample of base names (no skin-tone variants) of one split."""
     file = data / ("heldout.csv" if split == "heldout" else "train.csv")
     with open(file, newline="") as f:
         names = sorted({row["name"] for row in csv.DictReader(f) if ":" not in row["name"]})
-    return sorted(random.Random(0).sample(names, min(count, len(names))))
+    return sorted(random.Random(seed).sample(names, min(count, len(names))))
 
 
 def generation(args, out: Path) -> dict:
@@ -113,7 +115,7 @@ def generation(args, out: Path) -> dict:
     gmm = ClassGMM.load(default_gmm("clipag-emoji"))
     rows, timing = [], {}
     for split in args.splits:
-        prompts = sample_names(Path(args.data), split, args.names)
+        prompts = sample_names(Path(args.data), split, args.names, args.sample_seed)
         prompt_features = judge.encode_text(prompts)  # (P, D)
         for init in args.inits:
             config = GenerateConfig(steps=args.steps, init=init, trajectory_frames=1,
