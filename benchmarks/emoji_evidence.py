@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 
 from clipag import GenerateConfig, Guide, ViewConfig, generate
+from clipag.aesthetic import pairwise_preference
 from clipag.gmm import ClassGMM
 from clipag.io import environment, image_grid, save_json, save_png
 from clipag.metrics import paired_similarity, r_precision
@@ -113,7 +114,7 @@ def generation(args, out: Path) -> dict:
     judge = Guide.from_pretrained(JUDGE, device="cpu")
     guides = {name: Guide.from_pretrained(name, device="cpu") for name in args.guides}
     gmm = ClassGMM.load(default_gmm("clipag-emoji"))
-    rows, timing = [], {}
+    rows, paired, timing = [], [], {}
     for split in args.splits:
         prompts = sample_names(Path(args.data), split, args.names, args.sample_seed)
         prompt_features = judge.encode_text(prompts)  # (P, D)
@@ -129,11 +130,13 @@ def generation(args, out: Path) -> dict:
                 targets = torch.tensor([i for i in range(len(prompts)) for _ in args.seeds])
                 finals[name] = [r.image for r in results]
                 rows.append(judge_row(judge, prompt_features, targets, split, init, name, finals[name]))
+                if name != args.guides[0]:
+                    paired.append(paired_row(rows, split, init, name, args.guides[0]))
                 if name == args.guides[0] or init == "gmm":  # the start depends on the guide (best of the GMM)
                     rows.append(judge_row(judge, prompt_features, targets, split, init, f"{name} init",
                                           [r.frames[0] for r in results]))
             save_comparison_grid(finals, len(args.seeds), out / f"{split}-{init}.png")
-    return {"rows": rows, "seconds_per_image": timing, "judge": JUDGE}
+    return {"rows": rows, "paired": paired, "seconds_per_image": timing, "judge": JUDGE}
 
 
 def judge_row(judge: Guide, prompt_features: torch.Tensor, targets: torch.Tensor, split: str, init: str,
@@ -142,7 +145,16 @@ def judge_row(judge: Guide, prompt_features: torch.Tensor, targets: torch.Tensor
         features = judge.encode_image(torch.stack(images))  # (N, D)
     return {"split": split, "init": init, "guide": guide, "images": len(images),
             "r_precision": r_precision(features, prompt_features, targets),
-            "similarity": paired_similarity(features, prompt_features[targets]).mean().item()}
+            "similarity": paired_similarity(features, prompt_features[targets]).mean().item(),
+            "similarities": paired_similarity(features, prompt_features[targets]).tolist()}
+
+
+def paired_row(rows: list[dict], split: str, init: str, guide: str, baseline: str) -> dict:
+    """How often the judge scores GUIDE's picture above BASELINE's for the same prompt and seed."""
+    scores = {r["guide"]: r["similarities"] for r in rows if r["split"] == split and r["init"] == init}
+    preference = pairwise_preference(scores[guide], scores[baseline])
+    return {"split": split, "init": init, "guide": guide, "baseline": baseline, "pairs": preference.prompts,
+            "wins": preference.wins, "low": preference.low, "high": preference.high}
 
 
 def save_comparison_grid(finals: dict[str, list[torch.Tensor]], seeds: int, path: Path) -> None:
@@ -161,6 +173,12 @@ def generation_table(result: dict) -> str:
     for r in result["rows"]:
         lines.append(f"| {r['split']} | {r['init']} | {r['guide']} | {r['images']} | "
                      f"{100 * r['r_precision']:.1f}% | {r['similarity']:.3f} |")
+    if result.get("paired"):
+        lines += ["\nPaired by prompt and seed: how often the judge scores the guide's picture above the baseline's "
+                  "(95% Wilson interval):\n", "| split | init | guide | baseline | pairs | guide higher |",
+                  "|---|---|---|---|---:|---:|"]
+        lines += [f"| {r['split']} | {r['init']} | {r['guide']} | {r['baseline']} | {r['pairs']} | "
+                  f"{100 * r['wins']:.0f}% [{100 * r['low']:.0f}, {100 * r['high']:.0f}] |" for r in result["paired"]]
     lines.append("\nseconds per image: " + ", ".join(f"{k} {v:.1f}" for k, v in result["seconds_per_image"].items()))
     return "\n".join(lines)
 
