@@ -7,7 +7,7 @@
 # src/clipag/assets/models/clip-emoji.safetensors of the shipped models (the others are moved aside).
 # Writes to $OUT: log, robustness-*.json, and sweep.tar.part* (per radius: the image tower and
 # logit scale in fp16, log.csv, settings.json; the text tower is clip-emoji's, frozen).
-# As run (session 4), with the other models moved out of the tree: BUDGET=150 scripts/gpu-eps-sweep.sh
+# As run (session 4), with the other models moved out of the tree: PROBE_STEPS=10 BUDGET=150 scripts/gpu-eps-sweep.sh
 # (device run, carry .whl and data/emoji). Locally: PROBE_STEPS=2 BUDGET=5 BATCH=16 OUT=/tmp/out DEVICE=cpu scripts/gpu-eps-sweep.sh
 set -euo pipefail
 if [ -d .whl ] && [ "${DEVICE:-cuda}" = cuda ]; then
