@@ -8,7 +8,11 @@
 # Writes to $OUT: log, robustness-*.json, and sweep.tar.part* (per radius: the image tower and
 # logit scale in fp16, log.csv, settings.json; the text tower is clip-emoji's, frozen).
 # As run (session 4), with the other models moved out of the tree: PROBE_STEPS=10 BUDGET=150 scripts/gpu-eps-sweep.sh
-# (device run, carry .whl and data/emoji). Locally: PROBE_STEPS=2 BUDGET=5 BATCH=16 OUT=/tmp/out DEVICE=cpu scripts/gpu-eps-sweep.sh
+# (device run, carry .whl and data/emoji). Back here, per radius E (then judged on CPU with
+#   benchmarks/emoji_evidence.py --sample-seed 1 --seeds 2 3 --guides clipag-emoji emoji-vit-64:runs/sweep/eps-E/model.safetensors ...):
+#   python scripts/merge-image-tower.py src/clipag/assets/models/clip-emoji.safetensors \
+#       runs/sweep/eps-E/changed.safetensors runs/sweep/eps-E/model.safetensors
+# Locally: PROBE_STEPS=2 BUDGET=5 BATCH=16 OUT=/tmp/out DEVICE=cpu scripts/gpu-eps-sweep.sh
 set -euo pipefail
 if [ -d .whl ] && [ "${DEVICE:-cuda}" = cuda ]; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
@@ -71,8 +75,8 @@ for eps in $EPS; do
 import sys
 from safetensors.torch import load_file, save_file
 start, trained, target = load_file(sys.argv[1]), load_file(sys.argv[2]), sys.argv[3]
-changed = {k: v.half() for k, v in trained.items() if not k.startswith("visual.") and not (v.half() == start[k]).all()}
-assert not changed, f"frozen tensors moved: {sorted(changed)}"
+moved = [k for k, v in trained.items() if not k.startswith("visual.") and not (v.half() == start[k]).all()]
+assert not moved, f"frozen tensors moved: {sorted(moved)}"
 save_file({k: v.half() for k, v in trained.items() if k.startswith("visual.") or k.startswith("logit_")}, target)
 print(target, "(text tower unchanged)")
 EOF
