@@ -25,6 +25,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from clipag.training.objectives import contrastive_loss
+
 
 def names_by_split(data: Path) -> dict[str, dict[str, tuple[str, str]]]:
     """split -> base name -> (subcategory, category)."""
@@ -85,9 +87,7 @@ def bridge_table(guide, towers: dict, data: Path, epochs: int) -> None:
     sets = {}
     for split in ("train", "heldout"):
         images, labels, names = load_labelled_images(data / f"{split}.csv", 64, class_column="name")
-        with torch.no_grad():
-            features = torch.cat([guide.encode_image(images[i:i + 256]) for i in range(0, len(images), 256)])
-        sets[split] = (F.normalize(features, dim=1), labels, names)  # (N, D) image features
+        sets[split] = (F.normalize(encode_all(guide, images), dim=1), labels, names)  # (N, D) image features
     print(f"\nLinear bridge probe: frozen clip-emoji image tower, frozen text tower, a trained linear map; "
           f"top-1 of {len(sets['heldout'][1])} held-out pictures among {len(sets['heldout'][2])} held-out names:\n")
     print("| text features | zero-shot, as trained | with the linear bridge |\n|---|---:|---:|")
@@ -112,16 +112,24 @@ def train_bridge(split, embed, logit_scale: float, epochs: int, batch: int = 512
     text = embed(names).float().detach()  # (C, T)
     bridge = torch.nn.Linear(text.shape[1], features.shape[1])
     optimiser = torch.optim.AdamW(bridge.parameters(), lr=1e-3, weight_decay=1e-4)
+    fit(lambda idx: features[idx], text, labels, bridge, optimiser, logit_scale, epochs, batch)
+    return bridge
+
+
+def fit(image_features, text, labels, bridge, optimiser, logit_scale: float, epochs: int, batch: int) -> None:
+    """Contrastive epochs over the pictures: image_features(idx) -> (B, D) unit rows; text (C, T) per name."""
     for _ in range(epochs):
         for idx in torch.randperm(len(labels)).split(batch):
-            image, target = features[idx], F.normalize(bridge(text[labels[idx]]), dim=1)  # (B, D) each
-            logits = logit_scale * image @ target.T  # (B, B)
-            truth = torch.arange(len(idx))
-            loss = (F.cross_entropy(logits, truth) + F.cross_entropy(logits.T, truth)) / 2
+            image = image_features(idx)  # (B, D)
+            loss = contrastive_loss(image, F.normalize(bridge(text[labels[idx]]), dim=1), logit_scale)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
-    return bridge
+
+
+def encode_all(guide, images: torch.Tensor, batch: int = 256) -> torch.Tensor:
+    with torch.no_grad():
+        return torch.cat([guide.encode_image(images[i:i + batch]) for i in range(0, len(images), batch)])  # (N, D)
 
 
 def lit_table(towers: dict, data: Path, epochs: int) -> None:
@@ -141,21 +149,11 @@ def lit_table(towers: dict, data: Path, epochs: int) -> None:
         bridge = torch.nn.Linear(text.shape[1], guide.model.text_projection.shape[1])
         optimiser = torch.optim.AdamW([{"params": guide.model.visual.parameters(), "lr": 1e-4},
                                        {"params": bridge.parameters(), "lr": 1e-3}], weight_decay=1e-4)
-        scale = guide.model.logit_scale.exp().item()
-        for _ in range(epochs):
-            for idx in torch.randperm(len(train[1])).split(256):
-                image = guide.encode_image(train[0][idx])  # (B, D)
-                target = F.normalize(bridge(text[train[1][idx]]), dim=1)  # (B, D)
-                logits = scale * image @ target.T  # (B, B)
-                truth = torch.arange(len(idx))
-                loss = (F.cross_entropy(logits, truth) + F.cross_entropy(logits.T, truth)) / 2
-                optimiser.zero_grad()
-                loss.backward()
-                optimiser.step()
+        fit(lambda idx: guide.encode_image(train[0][idx]), text, train[1], bridge, optimiser,
+            guide.model.logit_scale.exp().item(), epochs, 256)
         guide.model.visual.eval()
         with torch.no_grad():
-            features = torch.cat([guide.encode_image(heldout[0][i:i + 256]) for i in range(0, len(heldout[0]), 256)])
-            accuracy = top1((features, heldout[1], heldout[2]), embed, bridge)
+            accuracy = top1((encode_all(guide, heldout[0]), heldout[1], heldout[2]), embed, bridge)
         print(f"| {name} | {100 * accuracy:.1f}% | {time.perf_counter() - started:.0f} |")
 
 
