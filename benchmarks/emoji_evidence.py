@@ -67,6 +67,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--inits", nargs="+", default=["gmm", "noise"], choices=("gmm", "noise"))
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--optimizer", default="adamw", choices=("adamw", "l2"), help="how the pixels climb (GenerateConfig)")
+    p.add_argument("--lr", type=float, default=None, help="AdamW learning rate, or the L2 step (default: GenerateConfig's)")
     p.add_argument("--views", type=int, default=16)
     p.add_argument("--crops", type=int, default=16)
     p.add_argument("--eps", type=float, nargs="+", default=[0.43, 1.0], help="L2 radii of the robustness attack")
@@ -119,8 +121,9 @@ def generation(args, out: Path) -> dict:
         prompts = sample_names(Path(args.data), split, args.names, args.sample_seed)
         prompt_features = judge.encode_text(prompts)  # (P, D)
         for init in args.inits:
-            config = GenerateConfig(steps=args.steps, init=init, trajectory_frames=1,
-                                    views=ViewConfig(views=args.views, crops=args.crops))
+            config = GenerateConfig(steps=args.steps, init=init, trajectory_frames=1, optimizer=args.optimizer,
+                                    views=ViewConfig(views=args.views, crops=args.crops),
+                                    **({"lr": args.lr} if args.lr else {}))
             finals = {}
             for name, guide in guides.items():
                 started = time.perf_counter()

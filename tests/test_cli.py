@@ -21,10 +21,11 @@ def test_generate_writes_an_image(capsys, tmp_path):
     with pytest.warns(UserWarning, match="random weights"):  # the stopgap model says what it is
             code, out, err = run_cli(capsys, "generate", "a red apple", "--model", TINY, "--steps", "2",
                                  "--views", "2", "--crops", "2", "--init", "noise", "--out", str(tmp_path),
-                                 "--quiet")
+                                 "--optimizer", "l2", "--quiet")
     assert code == 0, err
     assert (tmp_path / "a-red-apple-seed0.png").is_file()
-    assert json.loads((tmp_path / "a-red-apple-seed0.json").read_text())["settings"]["steps"] == 2
+    settings = json.loads((tmp_path / "a-red-apple-seed0.json").read_text())["settings"]
+    assert settings["steps"] == 2 and settings["optimizer"] == "l2"
     assert "similarity" in out
 
 
@@ -55,6 +56,7 @@ def test_generate_bad_input_is_one_line(capsys, tmp_path, extra, fragments):
     (["generate", "a cat", "--views", "many"], ["not an integer"]),
     (["generate", "", "--model", TINY], ["empty prompt"]),
     (["generate", "a cat", "--precision", "fp8"], ["invalid choice"]),
+    (["generate", "a cat", "--optimizer", "sgd"], ["--optimizer", "invalid choice"]),
 ])
 def test_argument_errors_are_one_line(capsys, argv, fragments):
     with pytest.raises(SystemExit) as exit_info:

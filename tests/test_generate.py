@@ -5,7 +5,8 @@ import torch
 
 from clipag.augment import GuidanceViews, ViewConfig
 from clipag.errors import ClipagError
-from clipag.generate import GenerateConfig, dynamic_threshold, generate, generate_to_folder
+from clipag.generate import (GenerateConfig, NormalisedGradientDescent, dynamic_threshold, generate,
+                             generate_to_folder)
 from clipag.gmm import ClassGMM
 from clipag.io import save_png
 
@@ -21,6 +22,24 @@ def test_similarity_to_the_prompt_rises(tiny_guide):
     assert result.similarity > result.initial_similarity + 0.05
     assert sum(result.history[-5:]) > sum(result.history[:5])
     assert result.image.shape == (3, 32, 32) and 0 <= result.image.min() and result.image.max() <= 1
+
+
+def test_l2_optimizer_climbs_with_steps_of_the_given_length(tiny_guide):
+    result = generate(tiny_guide, "a red apple", seed=0, config=quick(steps=25, optimizer="l2"),
+                      progress=False)
+    assert result.similarity > result.initial_similarity + 0.05
+    adamw = generate(tiny_guide, "a red apple", seed=0, config=quick(steps=25), progress=False)
+    assert not torch.allclose(result.image, adamw.image, atol=1e-3)
+
+
+def test_normalised_gradient_step_moves_each_image_lr_per_pixel_along_its_gradient():
+    pixels = torch.zeros(2, 3, 4, 4, requires_grad=True)
+    pixels.grad = torch.randn(2, 3, 4, 4) * torch.tensor([1e-4, 50.0]).view(2, 1, 1, 1)
+    direction = pixels.grad.clone()
+    NormalisedGradientDescent([pixels], lr=0.3).step()
+    moved = pixels.detach().flatten(1)  # (2, 48)
+    assert torch.allclose(moved.pow(2).mean(dim=1).sqrt(), torch.tensor([0.3, 0.3]), atol=1e-6)
+    assert torch.allclose(torch.cosine_similarity(moved, -direction.flatten(1)), torch.ones(2), atol=1e-6)
 
 
 def test_same_seed_same_image_other_seed_other_image(tiny_guide):
@@ -77,6 +96,7 @@ def test_outputs_settings_grid_and_trajectory_are_written(tiny_guide, tmp_path):
     (quick(steps=0), "steps"),
     (quick(size=8), "image size"),
     (quick(views=ViewConfig(views=0, crops=0)), "at least one view"),
+    (quick(optimizer="sgd"), "unknown optimizer"),
 ])
 def test_bad_settings_are_rejected(tiny_guide, config, message):
     with pytest.raises(ClipagError, match=message):

@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from ..augment import ViewConfig
-from ..generate import GenerateConfig, full_prompt, generate_to_folder
+from ..generate import OPTIMIZER_CHOICES, GenerateConfig, full_prompt, generate_to_folder
 from ..guide import Guide
 from .args import add_device_args, non_negative_float, non_negative_int, positive_float, positive_int
 
@@ -22,7 +22,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("--seed", type=int, nargs="+", default=[0], help="one or more seeds (default 0)")
     p.add_argument("--out", default="outputs/generate", help="output folder (default outputs/generate)")
     p.add_argument("--steps", type=positive_int, default=100, help="ascent steps (default 100, as the official notebook; the paper uses 1000)")
-    p.add_argument("--lr", type=positive_float, default=0.0175, help="AdamW learning rate on the pixels (default 0.0175)")
+    p.add_argument("--optimizer", choices=OPTIMIZER_CHOICES, default="adamw",
+                   help="adamw (default, as the official notebook) or l2: fixed-length steps along the gradient")
+    p.add_argument("--lr", type=positive_float, default=0.0175,
+                   help="AdamW learning rate on the pixels, or the l2 step's RMS change per pixel (default 0.0175)")
     p.add_argument("--weight-decay", type=non_negative_float, default=0.0, help="AdamW weight decay (default 0)")
     p.add_argument("--views", type=non_negative_int, default=32, help="augmented whole-image views per step (default 32)")
     p.add_argument("--crops", type=non_negative_int, default=32, help="random crops per step (default 32)")
@@ -44,7 +47,7 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = GenerateConfig(
-        steps=args.steps, lr=args.lr, weight_decay=args.weight_decay, view_weight=args.view_weight,
+        steps=args.steps, optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay, view_weight=args.view_weight,
         crop_weight=args.crop_weight, size=args.size, init=args.init, gmm_path=args.gmm,
         samples_per_class=args.samples_per_class, grad_clip=args.grad_clip,
         threshold_quantile=args.threshold_quantile, prefix=args.prefix,
