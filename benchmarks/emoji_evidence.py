@@ -10,7 +10,8 @@
    (each image among all held-out names), clean and under L2 attacks: the project's PGD and
    torchattacks' APGD-CE (clipag.robustness).
 2. Generation: each guide generates every prompt of a seeded sample of held-out (and training) names,
-   from the GMM start and from noise; the independent emoji-judge (another architecture, another seed,
+   from the GMM start, from noise, or ("other") from the real picture of another sampled name, which
+   the ascent must turn into its own name; the independent emoji-judge (another architecture, another seed,
    never a guide) scores the images: R-Precision (top-1 of the generating name among the sample's
    names) and the mean cosine similarity to the generating name. "init" rows score the starting
    images alone, before any gradient step.
@@ -20,6 +21,7 @@ clip-emoji's seeds then clipag-emoji's.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import csv
 import random
 import time
@@ -64,7 +66,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--sample-seed", type=int, default=0,
                    help="seed of the name sample (choose settings on another sample than the one you report)")
     p.add_argument("--splits", nargs="+", default=["heldout", "train"], choices=("heldout", "train"))
-    p.add_argument("--inits", nargs="+", default=["gmm", "noise"], choices=("gmm", "noise"))
+    p.add_argument("--inits", nargs="+", default=["gmm", "noise"], choices=("gmm", "noise", "other"),
+                   help="other: start each name from the real Twemoji picture of the next sampled name")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--optimizer", default="adamw", choices=("adamw", "l2"), help="how the pixels climb (GenerateConfig)")
@@ -112,6 +115,20 @@ def sample_names(data: Path, split: str, count: int, seed: int = 0) -> list[str]
     return sorted(random.Random(seed).sample(names, min(count, len(names))))
 
 
+def picture_of(data: Path, split: str, name: str) -> str:
+    """The Twemoji picture of a name (its file path), for the "other" start."""
+    with open(data / ("heldout.csv" if split == "heldout" else "train.csv"), newline="") as f:
+        return next(str(data / row["filepath"]) for row in csv.DictReader(f)
+                    if row["name"] == name and row["style"] == "twitter")
+
+
+def start_of(config: GenerateConfig, init: str, data: Path, split: str, prompts: list[str], index: int):
+    """The config for prompt `index`: with init "other", it starts from the next name's real picture."""
+    if init != "other":
+        return config
+    return dataclasses.replace(config, init=picture_of(data, split, prompts[(index + 1) % len(prompts)]))
+
+
 def generation(args, out: Path) -> dict:
     judge = Guide.from_pretrained(JUDGE, device="cpu")
     guides = {name: Guide.from_pretrained(name, device="cpu") for name in args.guides}
@@ -121,14 +138,16 @@ def generation(args, out: Path) -> dict:
         prompts = sample_names(Path(args.data), split, args.names, args.sample_seed)
         prompt_features = judge.encode_text(prompts)  # (P, D)
         for init in args.inits:
-            config = GenerateConfig(steps=args.steps, init=init, trajectory_frames=1, optimizer=args.optimizer,
+            config = GenerateConfig(steps=args.steps, init="gmm" if init == "gmm" else "noise",
+                                    trajectory_frames=1, optimizer=args.optimizer,
                                     views=ViewConfig(views=args.views, crops=args.crops),
                                     **({"lr": args.lr} if args.lr else {}))
             finals = {}
             for name, guide in guides.items():
                 started = time.perf_counter()
-                results = [generate(guide, p, s, config, gmm if init == "gmm" else None, progress=False)
-                           for p in prompts for s in args.seeds]
+                results = [generate(guide, p, s, start_of(config, init, Path(args.data), split, prompts, i),
+                                    gmm if init == "gmm" else None, progress=False)
+                           for i, p in enumerate(prompts) for s in args.seeds]
                 timing[name] = (time.perf_counter() - started) / len(results)
                 targets = torch.tensor([i for i in range(len(prompts)) for _ in args.seeds])
                 finals[name] = [r.image for r in results]
