@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import csv
 import random
 import time
@@ -165,8 +166,10 @@ def judge_row(judge: Guide, prompt_features: torch.Tensor, targets: torch.Tensor
               guide: str, images: list[torch.Tensor]) -> dict:
     with torch.no_grad():
         features = judge.encode_image(torch.stack(images))  # (N, D)
+    recognised = (features @ prompt_features.T).argmax(dim=1) == targets  # (N,)
     return {"split": split, "init": init, "guide": guide, "images": len(images),
             "r_precision": r_precision(features, prompt_features, targets),
+            "recognised": recognised.tolist(),
             "similarity": paired_similarity(features, prompt_features[targets]).mean().item(),
             "similarities": paired_similarity(features, prompt_features[targets]).tolist()}
 
@@ -175,8 +178,20 @@ def paired_row(rows: list[dict], split: str, init: str, guide: str, baseline: st
     """How often the judge scores GUIDE's picture above BASELINE's for the same prompt and seed."""
     scores = {r["guide"]: r["similarities"] for r in rows if r["split"] == split and r["init"] == init}
     preference = pairwise_preference(scores[guide], scores[baseline])
+    hits = {r["guide"]: r["recognised"] for r in rows if r["split"] == split and r["init"] == init}
+    only_guide = sum(a and not b for a, b in zip(hits[guide], hits[baseline]))
+    only_baseline = sum(b and not a for a, b in zip(hits[guide], hits[baseline]))
     return {"split": split, "init": init, "guide": guide, "baseline": baseline, "pairs": preference.prompts,
-            "wins": preference.wins, "low": preference.low, "high": preference.high}
+            "wins": preference.wins, "low": preference.low, "high": preference.high,
+            "recognised_only_guide": only_guide, "recognised_only_baseline": only_baseline,
+            "sign_test_p": sign_test(only_guide, only_baseline)}
+
+
+def sign_test(a: int, b: int) -> float:
+    """Exact two-sided sign test (McNemar's exact test) on the pairs where only one picture was recognised."""
+    n = a + b
+    tail = sum(math.comb(n, i) for i in range(min(a, b) + 1)) / 2 ** n
+    return min(1.0, 2 * tail)
 
 
 def save_comparison_grid(finals: dict[str, list[torch.Tensor]], seeds: int, path: Path) -> None:
@@ -197,10 +212,14 @@ def generation_table(result: dict) -> str:
                      f"{100 * r['r_precision']:.1f}% | {r['similarity']:.3f} |")
     if result.get("paired"):
         lines += ["\nPaired by prompt and seed: how often the judge scores the guide's picture above the baseline's "
-                  "(95% Wilson interval):\n", "| split | init | guide | baseline | pairs | guide higher |",
-                  "|---|---|---|---|---:|---:|"]
+                  "(95% Wilson interval), and the pairs where the judge recognised only one of the two pictures "
+                  "(exact sign test):\n",
+                  "| split | init | guide | baseline | pairs | guide higher | only guide's | only baseline's | p |",
+                  "|---|---|---|---|---:|---:|---:|---:|---:|"]
         lines += [f"| {r['split']} | {r['init']} | {r['guide']} | {r['baseline']} | {r['pairs']} | "
-                  f"{100 * r['wins']:.0f}% [{100 * r['low']:.0f}, {100 * r['high']:.0f}] |" for r in result["paired"]]
+                  f"{100 * r['wins']:.0f}% [{100 * r['low']:.0f}, {100 * r['high']:.0f}] | "
+                  f"{r['recognised_only_guide']} | {r['recognised_only_baseline']} | {r['sign_test_p']:.2f} |"
+                  for r in result["paired"]]
     lines.append("\nseconds per image: " + ", ".join(f"{k} {v:.1f}" for k, v in result["seconds_per_image"].items()))
     return "\n".join(lines)
 
