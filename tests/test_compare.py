@@ -12,9 +12,11 @@ def test_compare_writes_a_well_formed_report(tmp_path, capsys, tiny_checkpoint):
     second = f"clipag-tiny:{tiny_checkpoint[0]}"
     code = main(["compare", "a red apple", "fire", "--guide", "clipag-tiny:random", "--guide", second,
                  "--evaluator", "clipag-tiny:random", "--seed", "0", "1", "--steps", "2", "--views", "2",
-                 "--crops", "1", "--init", "noise", "--out", str(out), "--quiet"])
+                 "--crops", "1", "--init", "noise", "--optimizer", "l2", "--out", str(out), "--quiet"])
     assert code == 0
     report = json.loads((out / "report.json").read_text())
+    image_record = json.loads((out / "runs" / "clipag-tiny-random" / "fire-seed1.json").read_text())
+    assert image_record["settings"]["optimizer"] == "l2"
     assert report["guides"] == ["clipag-tiny:random", second]
     for guide in report["guides"]:
         run = report["runs"][guide]

@@ -8,7 +8,7 @@ from ..aesthetic import DEFAULT_EMBEDDER, optional_scorer
 from ..augment import ViewConfig
 from ..compare import METHODS, StyleMethod, VQGANMethod, compare, metric_rows
 from ..errors import ClipagError
-from ..generate import GenerateConfig
+from ..generate import OPTIMIZER_CHOICES, GenerateConfig
 from ..prompts import PROMPT_SETS, load_prompts
 from .args import add_device_args, non_negative_int, positive_int
 
@@ -34,7 +34,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--content", help="style: the content image every prompt restyles")
     p.add_argument("--no-network", action="store_true", help="style: optimise pixels, not the style network")
     p.add_argument("--size", type=positive_int, help="vqgan / style: output side (defaults: 256 / 512)")
-    p.add_argument("--init", default="gmm", help="gmm (default), noise, or an image path")
+    p.add_argument("--init", default="gmm", help="generate: gmm (default), noise, or an image path")
+    p.add_argument("--optimizer", choices=OPTIMIZER_CHOICES, default="adamw", help="generate: adamw (default) or l2")
     p.add_argument("--gmm", help="GMM file for --init gmm (default: the guide's own, if it names one)")
     p.add_argument("--top-k", type=positive_int, nargs="+", default=[1], help="R-Precision k values (default 1)")
     p.add_argument("--aesthetic", help="aesthetic predictor file; adds scores and pairwise preference")
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.method == "style":
         config = _style_method(args)
     else:
-        config = GenerateConfig(steps=args.steps, init=args.init, gmm_path=args.gmm,
+        config = GenerateConfig(steps=args.steps, init=args.init, gmm_path=args.gmm, optimizer=args.optimizer,
                                 views=ViewConfig(views=args.views, crops=args.crops))
     config.validate()
     scorer = optional_scorer(args.aesthetic, args.aesthetic_embedder, args.device)
