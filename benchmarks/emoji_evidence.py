@@ -33,7 +33,7 @@ import torch
 from clipag import GenerateConfig, Guide, ViewConfig, generate
 from clipag.aesthetic import pairwise_preference
 from clipag.gmm import ClassGMM
-from clipag.io import environment, image_grid, save_json, save_png
+from clipag.io import environment, image_grid, load_image, save_json, save_png
 from clipag.metrics import paired_similarity, r_precision
 from clipag.registry import default_gmm
 from clipag.robustness import RobustnessConfig, evaluate_robustness, load_labelled_images
@@ -55,6 +55,9 @@ def main() -> None:
     if "generation" in args.parts:
         results["generation"] = generation(args, out)
         print(generation_table(results["generation"]))
+    if "real" in args.parts:
+        results["real"] = real_pictures(args)
+        print(generation_table(results["real"]))
     save_json(results, out / f"results-{args.name}.json")
     print(f"\nwrote {out / f'results-{args.name}.json'}" + (" and grids" if "generation" in args.parts else ""))
 
@@ -78,7 +81,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--eps", type=float, nargs="+", default=[0.43, 1.0], help="L2 radii of the robustness attack")
     p.add_argument("--attack-steps", type=int, default=10)
     p.add_argument("--attacks", nargs="+", default=["pgd", "apgd"], choices=("pgd", "apgd"))
-    p.add_argument("--parts", nargs="+", default=["robustness", "generation"], choices=("robustness", "generation"))
+    p.add_argument("--parts", nargs="+", default=["robustness", "generation"], choices=("robustness", "generation", "real"),
+                   help="real: the judge on the real Twemoji picture of each sampled name, the ceiling of generation")
     p.add_argument("--name", default="all", help="results-NAME.json")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--guides", nargs="+", default=list(GUIDES),
@@ -128,6 +132,18 @@ def start_of(config: GenerateConfig, init: str, data: Path, split: str, prompts:
     if init != "other":
         return config
     return dataclasses.replace(config, init=picture_of(data, split, prompts[(index + 1) % len(prompts)]))
+
+
+def real_pictures(args) -> dict:
+    """The judge's R-Precision on the real picture of each sampled name: what a perfect guide would reach."""
+    judge = Guide.from_pretrained(JUDGE, device="cpu")
+    rows = []
+    for split in args.splits:
+        prompts = sample_names(Path(args.data), split, args.names, args.sample_seed)
+        pictures = [load_image(picture_of(Path(args.data), split, name), judge.image_size[0]) for name in prompts]
+        rows.append(judge_row(judge, judge.encode_text(prompts), torch.arange(len(prompts)), split, "-",
+                              "real Twemoji pictures", [p[0] for p in pictures]))
+    return {"rows": rows, "seconds_per_image": {}, "judge": JUDGE}
 
 
 def generation(args, out: Path) -> dict:
@@ -220,7 +236,8 @@ def generation_table(result: dict) -> str:
                   f"{100 * r['wins']:.0f}% [{100 * r['low']:.0f}, {100 * r['high']:.0f}] | "
                   f"{r['recognised_only_guide']} | {r['recognised_only_baseline']} | {r['sign_test_p']:.2f} |"
                   for r in result["paired"]]
-    lines.append("\nseconds per image: " + ", ".join(f"{k} {v:.1f}" for k, v in result["seconds_per_image"].items()))
+    if result["seconds_per_image"]:
+        lines.append("\nseconds per image: " + ", ".join(f"{k} {v:.1f}" for k, v in result["seconds_per_image"].items()))
     return "\n".join(lines)
 
 
