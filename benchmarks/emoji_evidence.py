@@ -16,7 +16,7 @@
    names) and the mean cosine similarity to the generating name. "init" rows score the starting
    images alone, before any gradient step.
 Prints Markdown tables, writes results-NAME.json and, per split and init, a grid: one row per prompt,
-clip-emoji's seeds then clipag-emoji's.
+clip-emoji's seeds then clipag-emoji's (for the "other" start, after the name's real picture and the start).
 """
 from __future__ import annotations
 
@@ -174,7 +174,11 @@ def generation(args, out: Path) -> dict:
                 if name == args.guides[0] or init == "gmm":  # the start depends on the guide (best of the GMM)
                     rows.append(judge_row(judge, prompt_features, targets, split, init, f"{name} init",
                                           [r.frames[0] for r in results]))
-            save_comparison_grid(finals, len(args.seeds), out / f"{split}-{init}.png")
+            size = finals[args.guides[0]][0].shape[-1]
+            leading = ([[load_image(picture_of(Path(args.data), split, p), size)[0],
+                         load_image(start_of(config, init, Path(args.data), split, prompts, i).init, size)[0]]
+                        for i, p in enumerate(prompts)] if init == "other" else None)
+            save_comparison_grid(finals, len(args.seeds), out / f"{split}-{init}.png", leading)
     return {"rows": rows, "paired": paired, "seconds_per_image": timing, "judge": JUDGE}
 
 
@@ -210,14 +214,17 @@ def sign_test(a: int, b: int) -> float:
     return min(1.0, 2 * tail)
 
 
-def save_comparison_grid(finals: dict[str, list[torch.Tensor]], seeds: int, path: Path) -> None:
-    """One row per prompt: each guide's seeds in turn, in the order the guides were given."""
+def save_comparison_grid(finals: dict[str, list[torch.Tensor]], seeds: int, path: Path,
+                         leading: list[list[torch.Tensor]] | None = None) -> None:
+    """One row per prompt: its `leading` tiles if given, then each guide's seeds in the guides' order."""
     runs = list(finals.values())
     tiles = []
     for p in range(len(runs[0]) // seeds):
+        tiles += leading[p] if leading else []
         for images in runs:
             tiles += images[p * seeds:(p + 1) * seeds]
-    save_png(image_grid(tiles, columns=len(runs) * seeds), path)
+    columns = len(runs) * seeds + (len(leading[0]) if leading else 0)
+    save_png(image_grid([t.cpu() for t in tiles], columns=columns), path)
 
 
 def generation_table(result: dict) -> str:
