@@ -21,9 +21,10 @@ clip-emoji's seeds then clipag-emoji's (for the "other" start, after the name's 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import math
 import csv
+import dataclasses
+import functools
+import math
 import random
 import time
 from pathlib import Path
@@ -122,9 +123,18 @@ def sample_names(data: Path, split: str, count: int, seed: int = 0) -> list[str]
 
 def picture_of(data: Path, split: str, name: str) -> str:
     """The Twemoji picture of a name (its file path), for the "other" start."""
+    return twemoji_pictures(data, split)[name]
+
+
+@functools.lru_cache(maxsize=None)
+def twemoji_pictures(data: Path, split: str) -> dict[str, str]:
+    """name -> the first Twemoji picture of that name in the split's CSV (read once)."""
+    pictures = {}
     with open(data / ("heldout.csv" if split == "heldout" else "train.csv"), newline="") as f:
-        return next(str(data / row["filepath"]) for row in csv.DictReader(f)
-                    if row["name"] == name and row["style"] == "twitter")
+        for row in csv.DictReader(f):
+            if row["style"] == "twitter":
+                pictures.setdefault(row["name"], str(data / row["filepath"]))
+    return pictures
 
 
 def start_of(config: GenerateConfig, init: str, data: Path, split: str, prompts: list[str], index: int):

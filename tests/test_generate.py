@@ -97,6 +97,7 @@ def test_outputs_settings_grid_and_trajectory_are_written(tiny_guide, tmp_path):
     (quick(size=8), "image size"),
     (quick(views=ViewConfig(views=0, crops=0)), "at least one view"),
     (quick(optimizer="sgd"), "unknown optimizer"),
+    (quick(optimizer="l2", weight_decay=0.1), "weight decay applies to the adamw"),
 ])
 def test_bad_settings_are_rejected(tiny_guide, config, message):
     with pytest.raises(ClipagError, match=message):

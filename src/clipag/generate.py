@@ -59,6 +59,8 @@ class GenerateConfig:
             raise ClipagError(f"learning rate must be positive, got {self.lr}")
         if self.optimizer not in OPTIMIZER_CHOICES:
             raise ClipagError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZER_CHOICES)}")
+        if self.optimizer == "l2" and self.weight_decay:
+            raise ClipagError("weight decay applies to the adamw optimizer only; drop it or use --optimizer adamw")
         if self.samples_per_class <= 0:
             raise ClipagError(f"samples per class must be positive, got {self.samples_per_class}")
         if not 0 < self.threshold_quantile <= 1:
@@ -142,13 +144,11 @@ def guidance_step(guide: Guide, pixels: torch.Tensor, text_features: torch.Tenso
 class NormalisedGradientDescent(torch.optim.Optimizer):
     """Steps of fixed length along each image's gradient: PGD's L2 step without the projection.
 
-    The length is given as a root-mean-square change per pixel value, lr * sqrt(C*H*W) in L2, so that
-    one lr serves every image size and compares with AdamW's (whose steps are about lr per pixel).
-
     AdamW divides every pixel's gradient by its own running scale, so pixels with tiny, noisy
     gradients move as far as the rest; this keeps the gradient's direction, which is what
     Perceptually Aligned Gradients are about (Santurkar et al. 2019 synthesise images this way).
-    Written here because torch has no optimiser that normalises per sample.
+    lr is a root-mean-square change per pixel value (an L2 step of lr * sqrt(C*H*W)), so one lr serves
+    every image size and compares with AdamW's. Written here: torch has no per-sample normalised step.
     """
 
     def __init__(self, params, lr: float):

@@ -47,8 +47,8 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = GenerateConfig(
-        steps=args.steps, optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay, view_weight=args.view_weight,
-        crop_weight=args.crop_weight, size=args.size, init=args.init, gmm_path=args.gmm,
+        steps=args.steps, optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
+        view_weight=args.view_weight, crop_weight=args.crop_weight, size=args.size, init=args.init, gmm_path=args.gmm,
         samples_per_class=args.samples_per_class, grad_clip=args.grad_clip,
         threshold_quantile=args.threshold_quantile, prefix=args.prefix,
         trajectory_frames=args.trajectory_frames if args.trajectory else 0,
