@@ -197,20 +197,21 @@ def judge_row(judge: Guide, prompt_features: torch.Tensor, targets: torch.Tensor
     with torch.no_grad():
         features = judge.encode_image(torch.stack(images))  # (N, D)
     recognised = (features @ prompt_features.T).argmax(dim=1) == targets  # (N,)
+    similarities = paired_similarity(features, prompt_features[targets])  # (N,)
     return {"split": split, "init": init, "guide": guide, "images": len(images),
             "r_precision": r_precision(features, prompt_features, targets),
             "recognised": recognised.tolist(),
-            "similarity": paired_similarity(features, prompt_features[targets]).mean().item(),
-            "similarities": paired_similarity(features, prompt_features[targets]).tolist()}
+            "similarity": similarities.mean().item(),
+            "similarities": similarities.tolist()}
 
 
 def paired_row(rows: list[dict], split: str, init: str, guide: str, baseline: str) -> dict:
     """How often the judge scores GUIDE's picture above BASELINE's for the same prompt and seed."""
-    scores = {r["guide"]: r["similarities"] for r in rows if r["split"] == split and r["init"] == init}
-    preference = pairwise_preference(scores[guide], scores[baseline])
-    hits = {r["guide"]: r["recognised"] for r in rows if r["split"] == split and r["init"] == init}
-    only_guide = sum(a and not b for a, b in zip(hits[guide], hits[baseline]))
-    only_baseline = sum(b and not a for a, b in zip(hits[guide], hits[baseline]))
+    runs = {r["guide"]: r for r in rows if r["split"] == split and r["init"] == init}
+    preference = pairwise_preference(runs[guide]["similarities"], runs[baseline]["similarities"])
+    pairs = list(zip(runs[guide]["recognised"], runs[baseline]["recognised"]))
+    only_guide = sum(a and not b for a, b in pairs)
+    only_baseline = sum(b and not a for a, b in pairs)
     return {"split": split, "init": init, "guide": guide, "baseline": baseline, "pairs": preference.prompts,
             "wins": preference.wins, "low": preference.low, "high": preference.high,
             "recognised_only_guide": only_guide, "recognised_only_baseline": only_baseline,
