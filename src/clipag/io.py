@@ -1,21 +1,29 @@
 """Writing outputs a person can look at: PNGs, grids, trajectory strips, GIFs, settings JSON.
 
 Every write goes to a temporary file in the same folder and is renamed into place, so an interrupted
-run never leaves a half-written file where a good one was.
+run never leaves a half-written file where a good one was. Temporary names carry the writer's process id
+(`.NAME.tmp-PID-XXXX.SUFFIX`), so the next run in a folder removes those of writers that were killed
+(`remove_stale_temps`) and never those of a writer still running.
+
+Paths that come from files (archive members, JSON fields) go through `inside`, which refuses any that
+would leave their folder; output names within one call come from `unique_stems`.
 """
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+import math
 import os
 import platform
 import re
 import struct
 import tempfile
+import unicodedata
 import zlib
 from importlib import metadata
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -31,7 +39,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-{os.getpid()}-", suffix=path.suffix, dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
@@ -40,6 +48,83 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+_TEMP_NAME = re.compile(r"^\..+\.tmp-(\d+)-[A-Za-z0-9_]+")
+
+
+def remove_stale_temps(folder: str | os.PathLike, recursive: bool = True) -> int:
+    """Delete the temporary files that killed writers left in `folder`; returns how many were removed."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    removed = 0
+    for path in folder.rglob(".*.tmp-*") if recursive else folder.glob(".*.tmp-*"):
+        match = _TEMP_NAME.match(path.name)
+        if match and path.is_file() and not _process_alive(int(match.group(1))):
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def inside(folder: str | os.PathLike, relative: str, what: str = "path") -> Path:
+    """`folder / relative`, refused (ClipagError) when `relative` is absolute or climbs out of `folder`.
+
+    For every path that comes from a file's content (an archive member, a JSON field): such a path may
+    name a file only below its folder.
+    """
+    from .errors import ClipagError
+    text = str(relative)
+    parts = Path(text.replace("\\", "/")).parts
+    if (not text or "\x00" in text or Path(text).is_absolute() or text.startswith(("/", "\\"))
+            or any(part == ".." for part in parts) or (parts and ":" in parts[0])):
+        raise ClipagError(f"refusing {what} {text!r}: it would leave {folder}; the input is damaged or crafted")
+    root = Path(folder).resolve()
+    target = (root / text).resolve()
+    if target != root and root not in target.parents:
+        raise ClipagError(f"refusing {what} {text!r}: it resolves outside {folder} (through a link?)")
+    return Path(folder) / text
+
+
+def check_out_dir(path: str | os.PathLike, what: str = "--out") -> Path:
+    """Make sure `path` is (or can become) a writable folder, before any compute; ClipagError if not."""
+    from .errors import ClipagError
+    path = Path(path)
+    for parent in [path, *path.parents]:
+        if parent.exists():
+            if not parent.is_dir():
+                where = "is a file" if parent == path else f"is under {parent}, which is a file"
+                raise ClipagError(f"{what} {path} {where}; give a folder")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise ClipagError(f"{what} {path}: {parent} is not writable; choose another folder")
+            break
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ClipagError(f"cannot create {what} {path} ({err.strerror}); choose another folder") from None
+    return path
+
+
+def check_out_file(path: str | os.PathLike, what: str = "--out") -> Path:
+    """Make sure the file `path` can be written (its folder writable, itself not a folder)."""
+    from .errors import ClipagError
+    path = Path(path)
+    if path.is_dir():
+        raise ClipagError(f"{what} {path} is a folder; give a file name")
+    check_out_dir(path.parent if str(path.parent) else ".", what=f"the folder of {what}")
+    return path
 
 
 def to_pil(image: torch.Tensor) -> Image.Image:
@@ -54,8 +139,39 @@ def save_png(image: torch.Tensor, path: str | os.PathLike) -> None:
 
 
 def save_json(data: dict, path: str | os.PathLike) -> None:
+    """Valid JSON always: a NaN or infinity (a diverged number) is written as null."""
+    text = json.dumps(_finite(json.loads(json.dumps(data, default=str))), indent=2, allow_nan=False)
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+        tmp.write_text(text + "\n")
+
+
+def _finite(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def earlier_result(stem: str | os.PathLike, identity: dict, overwrite: bool = False) -> Optional[dict]:
+    """A re-run's view of the result at `stem`: its record when it was made with the same `identity`
+    (model, prompt, seed, settings: it is skipped), None when absent or `overwrite`; a ClipagError when
+    it was made with other settings, so nothing a user made is silently replaced.
+    """
+    from .errors import ClipagError
+    if overwrite:
+        return None
+    record = finished_result(stem)
+    if record is None:
+        return None
+    wanted = _finite(json.loads(json.dumps(identity, default=str)))
+    changed = [key for key, value in wanted.items() if record.get(key) != value]
+    if not changed:
+        return record
+    raise ClipagError(f"{Path(stem).with_suffix('.png')} was made with other {', '.join(changed)}; "
+                      f"pass --overwrite to replace it, or choose another --out")
 
 
 def image_grid(images: Sequence[torch.Tensor], columns: int, pad: int = 2) -> torch.Tensor:
@@ -85,8 +201,32 @@ def save_trajectory(frames: Sequence[torch.Tensor], stem: str | os.PathLike) -> 
 
 
 def slugify(text: str, max_length: int = 60) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    """Readable ASCII file name: accents folded ("café" -> "cafe"), other characters become dashes."""
+    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", folded.lower()).strip("-")
     return slug[:max_length].rstrip("-") or "prompt"
+
+
+def short_hash(text: str, length: int = 6) -> str:
+    return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:length]
+
+
+def unique_stems(texts: Sequence[str], max_length: int = 60) -> list[str]:
+    """One file stem per text, distinct within the call: the slug, plus a short hash of the text when
+    the slug says nothing (non-Latin text) or another text of the call gives the same slug.
+
+    A text keeps the same stem whatever else is asked beside it unless their slugs collide.
+    """
+    slugs = [slugify(t, max_length) for t in texts]
+    counts: dict[str, set] = {}
+    for text, slug in zip(texts, slugs):
+        counts.setdefault(slug, set()).add(text)
+    stems = []
+    for text, slug in zip(texts, slugs):
+        lossy = not re.sub(r"[^a-z0-9]", "", unicodedata.normalize("NFKD", text).encode("ascii", "ignore")
+                           .decode().lower())
+        stems.append(f"{slug}-{short_hash(text)}" if lossy or len(counts[slug]) > 1 else slug)
+    return stems
 
 
 def environment() -> dict:
@@ -98,6 +238,36 @@ def environment() -> dict:
         except metadata.PackageNotFoundError:
             versions[package] = None
     return {"versions": versions, "platform": platform.platform()}
+
+
+def save_result(image: torch.Tensor, record: dict, stem: str | os.PathLike) -> None:
+    """A picture and its settings JSON as a pair: both change, or (after a kill) the JSON is gone.
+
+    The JSON is the pair's commit mark, written last: the old one is removed before the new picture
+    replaces the old, so a kill in between leaves a picture with no JSON, which `finished_result` treats
+    as not done, never a new picture beside an old record. The JSON records the picture's sha256.
+    """
+    stem = Path(stem)
+    png, record_path = stem.with_suffix(".png"), stem.with_suffix(".json")
+    with atomic_path(png) as tmp:
+        to_pil(image).save(tmp, format="PNG")
+        digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
+        record_path.unlink(missing_ok=True)
+    save_json({**record, "image_sha256": digest}, record_path)
+
+
+def finished_result(stem: str | os.PathLike) -> Optional[dict]:
+    """The record of a complete result at `stem` (PNG and JSON that match), else None."""
+    stem = Path(stem)
+    png, record_path = stem.with_suffix(".png"), stem.with_suffix(".json")
+    try:
+        record = json.loads(record_path.read_text())
+        digest = hashlib.sha256(png.read_bytes()).hexdigest()
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("image_sha256") != digest:
+        return None
+    return record
 
 
 def load_image(path: str | os.PathLike, size: int) -> torch.Tensor:

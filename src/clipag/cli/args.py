@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 
 def positive_int(text: str) -> int:
@@ -32,11 +33,47 @@ def non_negative_float(text: str) -> float:
     return value
 
 
+SEED_MAX = 2**32 - 1  # numpy's and most tools' seed range; torch and random take any of these
+
+
+def seed(text: str) -> int:
+    value = _number(text, int, "an integer")
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"seed {text} is out of range; use 0 to {SEED_MAX}")
+    return value
+
+
+def int_range(low: int, high: int):
+    """An argument type for integers in [low, high], e.g. image sizes."""
+    def parse(text: str) -> int:
+        value = _number(text, int, "an integer")
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text} is out of range; use {low} to {high}")
+        return value
+    parse.__name__ = f"integer {low}-{high}"
+    return parse
+
+
+def finite_float(text: str) -> float:
+    return _number(text, float, "a number")
+
+
+def unit_interval(text: str) -> float:
+    """A share or quantile in (0, 1]."""
+    value = _number(text, float, "a number")
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"{text} must be above 0 and at most 1")
+    return value
+
+
 def _number(text: str, kind, name: str):
     try:
-        return kind(text)
-    except ValueError:
+        value = kind(text)
+    except (ValueError, OverflowError):
         raise argparse.ArgumentTypeError(f"{text!r} is not {name}") from None
+    if kind is float and not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
 
 
 def add_device_args(parser: argparse.ArgumentParser) -> None:

@@ -25,7 +25,7 @@ def add_parser(subparsers) -> None:
     fit.add_argument("--max-per-class", type=positive_int, default=None, help="use at most N images per class")
     fit.add_argument("--half", action="store_true", help="store the parameters in fp16 (half the file size)")
     fit.add_argument("--quiet", action="store_true", help="no progress bar")
-    fit.set_defaults(run=run_fit)
+    fit.set_defaults(run=run_fit, out_is_file=True)
 
 
 def run_fit(args: argparse.Namespace) -> int:

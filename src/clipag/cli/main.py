@@ -6,6 +6,7 @@ import sys
 import warnings
 
 from ..errors import ClipagError
+from ..io import check_out_dir, check_out_file
 from . import compare, data, draw, evaluate, explain, generate, gmm, models, robustness, style, train, vqgan
 
 COMMANDS = (generate, draw, vqgan, style, train, models, gmm, data, evaluate, compare, robustness, explain)
@@ -36,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     warnings.formatwarning = lambda message, category, *rest: f"clipag: warning: {message}\n"
     try:
+        _check_out(args)
         return args.run(args) or 0
     except ClipagError as err:
         print(f"clipag: error: {err}", file=sys.stderr)
@@ -43,6 +45,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("clipag: interrupted; files already written are complete", file=sys.stderr)
         return 130
+
+
+def _check_out(args: argparse.Namespace) -> None:
+    """Refuse an --out that cannot be written before loading any model or computing anything."""
+    out = getattr(args, "out", None)
+    if not out:
+        return
+    if getattr(args, "out_is_file", False):
+        check_out_file(out)
+    else:
+        check_out_dir(out)
 
 
 def _version() -> str:
