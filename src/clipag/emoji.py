@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 from .errors import ClipagError
-from .io import atomic_path, save_json
+from .io import atomic_path, inside, save_json
 
 STYLES = {"twitter": "emoji-datasource-twitter", "google": "emoji-datasource-google"}
 LICENCES = {
@@ -59,14 +59,18 @@ class Package:
         self._tar = tarfile.open(path) if path.is_file() else None
 
     def read(self, relative: str) -> Optional[bytes]:
+        """One file of the package, read in memory (an archive is never extracted to disk)."""
         if self._tar is None:
-            file = self.path / relative
+            file = inside(self.path, relative, what="package file")
             return file.read_bytes() if file.is_file() else None
+        inside(self.path.parent, relative, what="package member")  # same rule for archives
         try:
-            member = self._tar.extractfile(f"package/{relative}")
+            member = self._tar.getmember(f"package/{relative}")
         except KeyError:
             return None
-        return member.read() if member else None
+        if not member.isfile():  # links and devices are never followed
+            return None
+        return self._tar.extractfile(member).read()
 
     def version(self) -> str:
         raw = self.read("package.json")
@@ -76,7 +80,11 @@ class Package:
         raw = self.read("emoji.json")
         if raw is None:
             raise ClipagError(f"{self.path} has no emoji.json; is it an unpacked {STYLES[self.style]} package?")
-        return list(_entries(json.loads(raw), self.style))
+        try:
+            return list(_entries(json.loads(raw), self.style))
+        except (ValueError, KeyError, TypeError, AttributeError) as err:
+            raise ClipagError(f"{self.path}: emoji.json is not an emoji-datasource list ({type(err).__name__}: "
+                              f"{err}); use the package as npm publishes it") from None
 
 
 def find_packages(folder: Path) -> dict[str, Package]:
@@ -150,12 +158,13 @@ def build_emoji_dataset(source: Path, out: Path, holdout: float = 0.1, seed: int
     missing = 0
     for style, emoji in per_style.items():
         for e in emoji:
+            _check_image_name(e.image)
             picture = packages[style].read(f"img/{style}/64/{e.image}")
             if picture is None:
                 missing += 1
                 continue
             relative = f"images/{style}/{e.image}"
-            with atomic_path(out / relative) as tmp:
+            with atomic_path(inside(out, relative, what=f"image name in emoji.json")) as tmp:
                 tmp.write_bytes(picture)
             written[style] += 1
             split = "heldout" if e.base in held else "train"
@@ -175,6 +184,13 @@ def build_emoji_dataset(source: Path, out: Path, holdout: float = 0.1, seed: int
     }
     save_json(manifest, out / "manifest.json")
     return manifest
+
+
+def _check_image_name(name: str) -> None:
+    """emoji.json's `image` must be a plain file name such as 1f34e.png: nothing else is written."""
+    if not name or "/" in name or "\\" in name or name in (".", "..") or "\x00" in name:
+        raise ClipagError(f"refusing image name {name!r} in emoji.json: not a plain file name; "
+                          f"the package is damaged or crafted")
 
 
 def _write_csv(path: Path, rows: list[tuple]) -> None:
