@@ -42,7 +42,6 @@ def assert_one_line_error(code, err, *fragments):
     (["--model", "no-such-model"], ["unknown model"]),
     (["--init", "/nonexistent/start.png"], ["cannot read image"]),
     (["--gmm", "/nonexistent/g.safetensors"], ["GMM file not found"]),
-    (["--size", "8"], ["unsupported image size"]),
     (["--model", "clipag-tiny:/nonexistent/w.pt"], ["checkpoint not found"]),
 ])
 def test_generate_bad_input_is_one_line(capsys, tmp_path, extra, fragments):
@@ -57,6 +56,14 @@ def test_generate_bad_input_is_one_line(capsys, tmp_path, extra, fragments):
     (["generate", "", "--model", TINY], ["empty prompt"]),
     (["generate", "a cat", "--precision", "fp8"], ["invalid choice"]),
     (["generate", "a cat", "--optimizer", "sgd"], ["--optimizer", "invalid choice"]),
+    (["generate", "a cat", "--size", "8"], ["--size", "use 16 to 2048"]),
+    (["draw", "a cat", "--size", "20000"], ["--size", "use 16 to 2048"]),
+    (["style", "x.png", "a cat", "--size", "20000"], ["--size", "use 16 to 2048"]),
+    (["generate", "a cat", "--lr", "inf"], ["--lr", "not a finite number"]),
+    (["generate", "a cat", "--weight-decay", "inf"], ["--weight-decay", "not a finite number"]),
+    (["generate", "a cat", "--view-weight", "nan"], ["--view-weight", "not a finite number"]),
+    (["generate", "a cat", "--seed", "-1"], ["--seed", "out of range"]),
+    (["generate", "a cat", "--seed", str(2**64)], ["--seed", "out of range"]),
 ])
 def test_argument_errors_are_one_line(capsys, argv, fragments):
     with pytest.raises(SystemExit) as exit_info:

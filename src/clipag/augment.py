@@ -2,15 +2,21 @@
 
 Whole-image views get DiffAugment-style colour jitter, translation with rescaling, cutout and a little
 Gaussian noise; crops are random resized crops. Every view of a step is made in one batched call, so
-there is no Python loop over views.
+there is no Python loop over views. When a step's batch would not fit in memory, `chunks` draws every
+random parameter for the whole batch first (the same draws `forward` makes) and applies them a slice
+at a time, so a chunked step gives the same views.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import kornia.augmentation as K
+from typing import Iterator
+
 import torch
 import torch.nn.functional as F
+
+_UNBATCHED_PARAMS = ("order", "forward_input_shape")  # kornia keys with no batch dimension
 
 
 @dataclass
@@ -47,10 +53,40 @@ class GuidanceViews(torch.nn.Module):
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         parts = []
         if self.config.views:
-            views = self.view_augment(image.expand(self.config.views, -1, -1, -1))  # (V, 3, S, S)
-            if tuple(views.shape[-2:]) != self.out_size:
-                views = F.interpolate(views, size=self.out_size, mode="bilinear", antialias=True)
-            parts.append(views)
+            parts.append(self._resize(self.view_augment(image.expand(self.config.views, -1, -1, -1))))
         if self.config.crops:
             parts.append(self.crop(image.expand(self.config.crops, -1, -1, -1)))  # (C, 3, h, w)
         return torch.cat(parts)
+
+    def chunks(self, image: torch.Tensor, size: int) -> Iterator[tuple[int, torch.Tensor]]:
+        """(first index, batch of at most `size`) over the same views and crops `forward` makes."""
+        n_views, n_crops = self.config.views, self.config.crops
+        shape = image.shape[1:]
+        view_params = self.view_augment.forward_parameters(torch.Size((n_views, *shape))) if n_views else None
+        crop_params = self.crop.forward_parameters(torch.Size((n_crops, *shape))) if n_crops else None
+        for start in range(0, n_views, size):
+            stop = min(start + size, n_views)
+            params = [type(p)(p.name, _slice(p.data, start, stop)) for p in view_params]
+            yield start, self._resize(self.view_augment(image.expand(stop - start, -1, -1, -1), params=params))
+        for start in range(0, n_crops, size):
+            stop = min(start + size, n_crops)
+            crops = self.crop(image.expand(stop - start, -1, -1, -1), params=_slice(crop_params, start, stop))
+            yield n_views + start, crops
+
+    def _resize(self, views: torch.Tensor) -> torch.Tensor:
+        if tuple(views.shape[-2:]) != self.out_size:  # (V, 3, S, S) -> (V, 3, h, w)
+            views = F.interpolate(views, size=self.out_size, mode="bilinear", antialias=True)
+        return views
+
+
+def _slice(params: dict, start: int, stop: int) -> dict:
+    """Rows start:stop of a kornia parameter dict drawn for a whole batch."""
+    sliced = {}
+    for key, value in params.items():
+        if key == "forward_input_shape":
+            value = value.clone()
+            value[0] = stop - start
+        elif key not in _UNBATCHED_PARAMS and torch.is_tensor(value) and value.ndim:
+            value = value[start:stop]
+        sliced[key] = value
+    return sliced

@@ -21,7 +21,7 @@ from .evaluate import collect_items, evaluate_items
 from .errors import ClipagError
 from .generate import GenerateConfig, generate_to_folder
 from .guide import Guide
-from .io import image_grid, load_image, save_json, save_png, slugify
+from .io import image_grid, load_image, save_json, save_png, slugify, unique_stems
 
 if TYPE_CHECKING:
     from .style import StyleConfig
@@ -31,17 +31,19 @@ Method = Callable[[Guide, Sequence[str], Sequence[int], Path, str, bool], None]
 
 
 def _run_generate(config: GenerateConfig) -> Method:
-    def run(guide, prompts, seeds, out_dir, reference, progress):
-        generate_to_folder(guide, prompts, seeds, out_dir, config, model_reference=reference, progress=progress)
+    def run(guide, prompts, seeds, out_dir, reference, progress, overwrite=False):
+        generate_to_folder(guide, prompts, seeds, out_dir, config, model_reference=reference, progress=progress,
+                           overwrite=overwrite)
     return run
 
 
 def _run_draw(config) -> Method:
     from .draw import draw_to_folder
 
-    def run(guide, prompts, seeds, out_dir, reference, progress):
+    def run(guide, prompts, seeds, out_dir, reference, progress, overwrite=False):
         for prompt in prompts:  # one drawing per prompt and seed
-            draw_to_folder(guide, [prompt], seeds, out_dir, config, model_reference=reference, progress=progress)
+            draw_to_folder(guide, [prompt], seeds, out_dir, config, model_reference=reference, progress=progress,
+                           overwrite=overwrite)
     return run
 
 
@@ -62,9 +64,10 @@ def _run_vqgan(method: VQGANMethod) -> Method:
     vqgan = load_vqgan(method.vqgan_config, method.vqgan_checkpoint)  # once, shared by every guide
     files = (method.vqgan_config, method.vqgan_checkpoint)
 
-    def run(guide, prompts, seeds, out_dir, reference, progress):
+    def run(guide, prompts, seeds, out_dir, reference, progress, overwrite=False):
         for prompt in prompts:
-            vqgan_to_folder(guide, vqgan, [prompt], seeds, out_dir, method.config, reference, files, progress)
+            vqgan_to_folder(guide, vqgan, [prompt], seeds, out_dir, method.config, reference, files, progress,
+                            overwrite)
     return run
 
 
@@ -83,9 +86,10 @@ class StyleMethod:
 def _run_style(method: StyleMethod) -> Method:
     from .style import style_to_folder
 
-    def run(guide, prompts, seeds, out_dir, reference, progress):
+    def run(guide, prompts, seeds, out_dir, reference, progress, overwrite=False):
         for prompt in prompts:  # one picture per prompt and seed
-            style_to_folder(guide, method.content, [prompt], seeds, out_dir, method.config, reference, progress)
+            style_to_folder(guide, method.content, [prompt], seeds, out_dir, method.config, reference, progress,
+                            overwrite)
     return run
 
 
@@ -96,8 +100,11 @@ METHODS: dict[str, Callable[..., Method]] = {"generate": _run_generate, "draw": 
 def compare(prompts: Sequence[str], guides: Sequence[str], out_dir: str | Path, evaluators: Sequence[str],
             seeds: Sequence[int] = (0,), method: str = "generate", method_config=None, top_k: Sequence[int] = (1,),
             aesthetic: Optional[AestheticScorer] = None, device: str = "auto", precision: str = "fp32",
-            progress: bool = True) -> dict:
-    """Run `method` with each guide, evaluate every run, write report.html / report.md; returns the report."""
+            progress: bool = True, overwrite: bool = False) -> dict:
+    """Run `method` with each guide, evaluate every run, write report.html / report.md; returns the report.
+
+    Re-run into the same folder, results made with the same settings are kept (see `io.earlier_result`).
+    """
     if len(guides) < 2:
         raise ClipagError("compare needs two or more guides, e.g. --guide clip-emoji --guide clipag-emoji")
     if method not in METHODS:
@@ -106,10 +113,11 @@ def compare(prompts: Sequence[str], guides: Sequence[str], out_dir: str | Path, 
     run_method = METHODS[method](method_config if method_config is not None else _default_config(method))
     scorers = {ref: Guide.from_pretrained(ref, device=device, precision=precision) for ref in evaluators}
     runs = {}
-    for reference in guides:
-        run_dir = out_dir / "runs" / slugify(reference)
+    guides = list(dict.fromkeys(guides))
+    for reference, stem in zip(guides, unique_stems(guides)):
+        run_dir = out_dir / "runs" / stem
         guide = Guide.from_pretrained(reference, device=device, precision=precision)
-        run_method(guide, prompts, seeds, run_dir, reference, progress)
+        run_method(guide, prompts, seeds, run_dir, reference, progress, overwrite)
         items, problems = collect_items([str(run_dir)])
         runs[reference] = {**evaluate_items(items, scorers, top_k, aesthetic), "skipped": problems, "folder": str(run_dir)}
     report = {"method": method, "guides": list(guides), "evaluators": list(evaluators), "prompts": list(prompts),

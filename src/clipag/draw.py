@@ -22,9 +22,9 @@ import kornia.augmentation as K
 import torch
 from tqdm import tqdm
 
-from .errors import ClipagError
+from .errors import ClipagError, check_finite
 from .guide import Guide
-from .io import environment, save_json, save_png, save_trajectory, slugify
+from .io import earlier_result, environment, save_result, save_trajectory, seed_stems
 from .prompts import weighted_text_features
 from .raster import Strokes, render, write_svg
 
@@ -44,6 +44,7 @@ class DrawConfig:
     trajectory_frames: int = 0
 
     def validate(self) -> None:
+        check_finite(self)
         if self.strokes <= 0 or self.iterations <= 0 or self.views <= 0:
             raise ClipagError("strokes, iterations and views must be positive integers")
         if not 1 <= self.max_segments <= 8:
@@ -129,23 +130,31 @@ def _drop_point_lr(optimiser: torch.optim.Optimizer, step: int, config: DrawConf
 
 
 def draw_to_folder(guide: Guide, prompts: Sequence[str], seeds: Sequence[int], out_dir: str | Path,
-                   config: DrawConfig = DrawConfig(), model_reference: str = "", progress: bool = True) -> list[dict]:
-    """One drawing per seed for the prompt set: PNG, SVG, settings JSON (and a trajectory if asked)."""
-    out_dir = Path(out_dir)
+                   config: DrawConfig = DrawConfig(), model_reference: str = "", progress: bool = True,
+                   overwrite: bool = False) -> list[dict]:
+    """One drawing per seed for the prompt set: PNG, SVG, settings JSON (and a trajectory if asked).
+
+    A drawing already in `out_dir` with the same settings is kept; other settings need `overwrite`.
+    """
+    config.validate()
+    model, text = model_reference or guide.name, "; ".join(prompts)
+    stems = seed_stems(out_dir, " ".join(prompts), seeds)
+    earlier = {seed: earlier_result(stem, {"model": model, "prompts": list(prompts), "seed": seed,
+                                           "settings": dataclasses.asdict(config)}, overwrite)
+               for seed, stem in stems.items()}
     records = []
-    for seed in seeds:
+    for seed, stem in stems.items():
+        if earlier[seed]:
+            records.append({**earlier[seed], "skipped": True})
+            continue
         result = draw(guide, prompts, seed, config, progress)
-        stem = out_dir / f"{slugify(' '.join(prompts))}-seed{seed}"
-        record = {"image": str(stem.with_suffix(".png")), "svg": str(stem.with_suffix(".svg")),
-                  "prompt": prompts[0] if len(prompts) == 1 else "; ".join(prompts), "prompts": list(prompts),
-                  "model": model_reference or guide.name, "seed": seed, "method": "draw",
+        record = {"svg": str(stem.with_suffix(".svg")), "prompt": prompts[0] if len(prompts) == 1 else text,
+                  "prompts": list(prompts), "model": model, "seed": seed, "method": "draw",
                   "similarity": result.similarity, "seconds": round(result.seconds, 3),
                   "settings": dataclasses.asdict(config), "score_history": [round(s, 5) for s in result.history],
                   **environment()}
-        save_png(result.image, record["image"])
-        write_svg(result.strokes, result.image.shape[-1], record["svg"])
+        companions = [lambda: write_svg(result.strokes, result.image.shape[-1], stem.with_suffix(".svg"))]
         if result.frames:
-            record.update(save_trajectory(result.frames, stem))
-        save_json(record, stem.with_suffix(".json"))
-        records.append(record)
+            companions.append(lambda: save_trajectory(result.frames, stem))
+        records.append(save_result(result.image, record, stem, companions))
     return records

@@ -9,6 +9,7 @@ CLIP they draw adversarial noise, which is the paper's point.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -20,11 +21,13 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .augment import GuidanceViews, ViewConfig
-from .errors import ClipagError
+from .errors import ClipagError, check_finite
 from .gmm import ClassGMM
 from .registry import default_gmm
 from .guide import Guide
-from .io import environment, image_grid, load_image, save_json, save_png, save_trajectory, slugify
+from .memory import plan_views
+from .io import (earlier_result, environment, image_grid, load_image, save_png, save_result,
+                 save_trajectory, unique_stems)
 
 INIT_CHOICES = ("gmm", "noise")
 OPTIMIZER_CHOICES = ("adamw", "l2")
@@ -47,8 +50,16 @@ class GenerateConfig:
     prefix: str = ""  # e.g. "an oil painting of"
     trajectory_frames: int = 0  # > 0: keep this many frames for a strip and a GIF
     views: ViewConfig = field(default_factory=ViewConfig)
+    chunk: Optional[int] = None  # views and crops per pass; None = as many as fit in memory (same result)
 
     def validate(self) -> None:
+        check_finite(self)
+        for name in ("lr", "weight_decay", "view_weight", "crop_weight", "grad_clip", "threshold_quantile"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ClipagError(f"{name} must be a finite number, 0 or more; got {value!r}")
+        if self.chunk is not None and self.chunk <= 0:
+            raise ClipagError(f"chunk must be a positive number of views, got {self.chunk}")
         if self.steps <= 0:
             raise ClipagError(f"steps must be a positive integer, got {self.steps}")
         if self.views.views < 0 or self.views.crops < 0 or self.views.views + self.views.crops == 0:
@@ -98,6 +109,7 @@ def generate(guide: Guide, prompt: str, seed: int = 0, config: GenerateConfig = 
     text_features = guide.encode_text([text])[0]  # (D,)
     size = config.size or guide.image_size[0]
 
+    chunk = views_per_pass(guide, config, size)
     start, init_info = initial_image(guide, text_features, config, gmm, size, generator)  # (1, 3, S, S)
     pixels = start.to(guide.device).clone().requires_grad_(True)
     optimizer = make_optimizer(pixels, config)
@@ -108,7 +120,7 @@ def generate(guide: Guide, prompt: str, seed: int = 0, config: GenerateConfig = 
 
     bar = tqdm(range(config.steps), desc=text[:30], unit="step", disable=not progress, leave=False)
     for step in bar:
-        similarity = guidance_step(guide, pixels, text_features, optimizer, make_views, config)
+        similarity = guidance_step(guide, pixels, text_features, optimizer, make_views, config, chunk)
         history.append(similarity)
         bar.set_postfix(sim=f"{similarity:.3f}")
         if step + 1 in frame_steps:
@@ -123,22 +135,52 @@ def generate(guide: Guide, prompt: str, seed: int = 0, config: GenerateConfig = 
 
 
 def guidance_step(guide: Guide, pixels: torch.Tensor, text_features: torch.Tensor,
-                  optimizer: torch.optim.Optimizer, make_views: GuidanceViews, config: GenerateConfig) -> float:
-    """One ascent step on the pixels; returns the mean similarity of the step's views and crops."""
-    n_views = config.views.views
-    batch = make_views(pixels)  # (V + C, 3, h, w)
-    cosine = guide.encode_image(batch) @ text_features  # (V + C,)
-    loss = 0.0
-    if n_views:
-        loss = loss + config.view_weight * (1 - cosine[:n_views]).mean()
-    if config.views.crops:
-        loss = loss + config.crop_weight * (1 - cosine[n_views:]).mean()
-    (pixels.grad,) = torch.autograd.grad(loss, [pixels])  # gradients reach the pixels only
+                  optimizer: torch.optim.Optimizer, make_views: GuidanceViews, config: GenerateConfig,
+                  chunk: Optional[int] = None) -> float:
+    """One ascent step on the pixels; returns the mean similarity of the step's views and crops.
+
+    With `chunk` below the batch, the views are scored `chunk` at a time and their gradients summed:
+    the same views and the same gradient, in less memory.
+    """
+    n_views, n_crops = config.views.views, config.views.crops
+    if chunk is None or chunk >= n_views + n_crops:
+        batch = make_views(pixels)  # (V + C, 3, h, w)
+        cosine = guide.encode_image(batch) @ text_features  # (V + C,)
+        loss = 0.0
+        if n_views:
+            loss = loss + config.view_weight * (1 - cosine[:n_views]).mean()
+        if n_crops:
+            loss = loss + config.crop_weight * (1 - cosine[n_views:]).mean()
+        (pixels.grad,) = torch.autograd.grad(loss, [pixels])  # gradients reach the pixels only
+    else:
+        cosines, pixels.grad = [], torch.zeros_like(pixels)
+        for first, batch in make_views.chunks(pixels, chunk):  # (<= chunk, 3, h, w)
+            part = guide.encode_image(batch) @ text_features
+            pixels.grad += torch.autograd.grad(_view_loss(part, first, config), [pixels])[0]
+            cosines.append(part.detach())
+        cosine = torch.cat(cosines)
     torch.nn.utils.clip_grad_norm_([pixels], config.grad_clip)
     optimizer.step()
     with torch.no_grad():
         pixels.copy_(dynamic_threshold(pixels, config.threshold_quantile))
     return float(cosine.detach().mean())
+
+
+def _view_loss(cosine: torch.Tensor, first: int, config: GenerateConfig) -> torch.Tensor:
+    """The share of the step's loss of views/crops first..first+len(cosine) (the summands of the means)."""
+    n_views, n_crops = config.views.views, config.views.crops
+    index = torch.arange(first, first + len(cosine), device=cosine.device)
+    is_view = index < n_views
+    weight = torch.where(is_view, config.view_weight / max(n_views, 1), config.crop_weight / max(n_crops, 1))
+    return (weight * (1 - cosine)).sum()
+
+
+def views_per_pass(guide: Guide, config: GenerateConfig, size: int) -> int:
+    """How many views and crops one pass scores: all of them unless memory (or config.chunk) says fewer."""
+    total = config.views.views + config.views.crops
+    plan = plan_views(size, config.views.views, config.views.crops, guide.image_size, guide.device,
+                      what="generation")
+    return min(total, plan.chunk, config.chunk or total)
 
 
 class NormalisedGradientDescent(torch.optim.Optimizer):
@@ -206,12 +248,21 @@ def noise_image(size: int, generator: torch.Generator) -> torch.Tensor:
 
 def best_of_gmm(guide: Guide, text_features: torch.Tensor, gmm: ClassGMM, per_class: int, size: int,
                 generator: torch.Generator) -> tuple[torch.Tensor, int, torch.Tensor]:
-    """Draw `per_class` samples from every class, upsample, keep the one most similar to the text."""
+    """Draw `per_class` samples from every class, keep the one most similar to the text, upsampled.
+
+    Candidates are scored at the guide's input size, which is all the guide sees (at the default size,
+    the output's, this is the same arithmetic), in batches: memory does not grow with --size.
+    """
     samples, _ = gmm.sample(per_class, generator)  # (C*M, 3, s, s)
-    candidates = F.interpolate(samples, size=(size, size), mode="bilinear", align_corners=False)
-    scores = guide.score(candidates.clamp(0, 1), text_features).cpu()  # (C*M,)
+    scored = guide.image_size[0] if guide.image_size[0] == guide.image_size[1] else size
+    scores = torch.cat([guide.score(_upsample(chunk, scored), text_features).cpu()
+                        for chunk in samples.split(64)])  # (C*M,)
     index = int(scores.argmax())
-    return candidates[index:index + 1].clamp(0, 1), index, scores
+    return _upsample(samples[index:index + 1], size), index, scores
+
+
+def _upsample(samples: torch.Tensor, size: int) -> torch.Tensor:
+    return F.interpolate(samples, size=(size, size), mode="bilinear", align_corners=False).clamp(0, 1)
 
 
 def _frame_steps(steps: int, frames: int) -> set[int]:
@@ -225,38 +276,48 @@ def _frame_steps(steps: int, frames: int) -> set[int]:
 
 def generate_to_folder(guide: Guide, prompts: Sequence[str], seeds: Sequence[int], out_dir: str | Path,
                        config: GenerateConfig = GenerateConfig(), model_reference: str = "",
-                       progress: bool = True) -> list[dict]:
+                       progress: bool = True, overwrite: bool = False) -> list[dict]:
     """Generate every prompt x seed, writing a PNG and a settings JSON for each (and a grid).
 
     With --init gmm and no GMM file, a named model's default GMM (`registry.default_gmm`) is used.
+    File names are unique within the call (`io.unique_stems`). A result already in `out_dir` with the
+    same settings is kept and not made again; one with other settings is an error unless `overwrite`.
     Returns one record per image with its paths and numbers.
     """
     config.validate()
-    for prompt in prompts:
-        full_prompt(prompt, config.prefix)
+    prompts, seeds = list(dict.fromkeys(prompts)), list(dict.fromkeys(seeds))
+    texts = [full_prompt(prompt, config.prefix) for prompt in prompts]
     out_dir = Path(out_dir)
     if config.init == "gmm" and not config.gmm_path and default_gmm(model_reference):
         config = dataclasses.replace(config, gmm_path=str(default_gmm(model_reference)))
-    gmm = ClassGMM.load(config.gmm_path) if config.init == "gmm" and config.gmm_path else None
     if config.init not in INIT_CHOICES:
         load_image(config.init, 16)  # fail now, not after the first image
+    model = model_reference or guide.name
+    jobs = [(prompt, text, seed, out_dir / f"{stem}-seed{seed}")
+            for prompt, text, stem in zip(prompts, texts, unique_stems(texts)) for seed in seeds]
+    earlier = {stem: earlier_result(stem, {"model": model, "prompt": text, "seed": seed,
+                                           "settings": dataclasses.asdict(config)}, overwrite)
+               for _, text, seed, stem in jobs}  # every conflict is reported before any compute
+    gmm = None
+    if config.init == "gmm" and config.gmm_path and not all(earlier.values()):
+        gmm = ClassGMM.load(config.gmm_path)
     records, images = [], []
-    jobs = [(prompt, seed) for prompt in prompts for seed in seeds]
-    for prompt, seed in tqdm(jobs, desc="images", unit="img", disable=not progress or len(jobs) == 1):
+    for prompt, _, seed, stem in tqdm(jobs, desc="images", unit="img", disable=not progress or len(jobs) == 1):
+        if earlier[stem]:
+            records.append({**earlier[stem], "skipped": True})
+            images.append(load_image(stem.with_suffix(".png"), config.size or guide.image_size[0])[0])
+            continue
         result = generate(guide, prompt, seed, config, gmm, progress)
-        records.append(_write_result(result, out_dir, config, guide, model_reference))
+        records.append(_write_result(result, stem, config, guide, model))
         images.append(result.image)
     if len(images) > 1:
         save_png(image_grid(images, columns=len(seeds)), out_dir / "grid.png")
     return records
 
 
-def _write_result(result: GenerationResult, out_dir: Path, config: GenerateConfig, guide: Guide,
-                  model_reference: str) -> dict:
-    stem = out_dir / f"{slugify(result.prompt)}-seed{result.seed}"
+def _write_result(result: GenerationResult, stem: Path, config: GenerateConfig, guide: Guide, model: str) -> dict:
     record = {
-        "image": str(stem.with_suffix(".png")),
-        "model": model_reference or guide.name,
+        "model": model,
         "prompt": result.prompt,
         "seed": result.seed,
         "similarity": result.similarity,
@@ -270,8 +331,5 @@ def _write_result(result: GenerationResult, out_dir: Path, config: GenerateConfi
         "similarity_history": [round(s, 5) for s in result.history],
         **environment(),
     }
-    save_png(result.image, record["image"])
-    if result.frames:
-        record.update(save_trajectory(result.frames, stem))
-    save_json(record, stem.with_suffix(".json"))
-    return record
+    companions = [lambda: save_trajectory(result.frames, stem)] if result.frames else []
+    return save_result(result.image, record, stem, companions)

@@ -23,7 +23,7 @@ import unicodedata
 import zlib
 from importlib import metadata
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -229,6 +229,12 @@ def unique_stems(texts: Sequence[str], max_length: int = 60) -> list[str]:
     return stems
 
 
+def seed_stems(out_dir: str | os.PathLike, text: str, seeds: Sequence[int]) -> dict[int, Path]:
+    """OUT/STEM-seedN for each distinct seed of one prompt set (the stem as `unique_stems` makes it)."""
+    stem = unique_stems([text])[0]
+    return {seed: Path(out_dir) / f"{stem}-seed{seed}" for seed in dict.fromkeys(seeds)}
+
+
 def environment() -> dict:
     """Versions of what produced an output, for its settings JSON."""
     versions = {"python": platform.python_version()}
@@ -240,20 +246,28 @@ def environment() -> dict:
     return {"versions": versions, "platform": platform.platform()}
 
 
-def save_result(image: torch.Tensor, record: dict, stem: str | os.PathLike) -> None:
+def save_result(image: torch.Tensor, record: dict, stem: str | os.PathLike,
+                companions: Sequence[Callable[[], dict | None]] = ()) -> dict:
     """A picture and its settings JSON as a pair: both change, or (after a kill) the JSON is gone.
 
     The JSON is the pair's commit mark, written last: the old one is removed before the new picture
     replaces the old, so a kill in between leaves a picture with no JSON, which `finished_result` treats
-    as not done, never a new picture beside an old record. The JSON records the picture's sha256.
+    as not done, never a new picture beside an old record. `companions` write the result's other files
+    (SVG, GIF, strip) in between; a dict they return joins the record. The JSON records the picture's
+    sha256; returns the record as written.
     """
     stem = Path(stem)
     png, record_path = stem.with_suffix(".png"), stem.with_suffix(".json")
+    record_path.unlink(missing_ok=True)
     with atomic_path(png) as tmp:
         to_pil(image).save(tmp, format="PNG")
         digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
-        record_path.unlink(missing_ok=True)
-    save_json({**record, "image_sha256": digest}, record_path)
+    record = {**record, "image": str(png)}
+    for write in companions:
+        record.update(write() or {})
+    record["image_sha256"] = digest
+    save_json(record, record_path)
+    return record
 
 
 def finished_result(stem: str | os.PathLike) -> Optional[dict]:
@@ -275,7 +289,7 @@ def load_image(path: str | os.PathLike, size: int) -> torch.Tensor:
     from .errors import ClipagError
     try:
         rgb = read_rgb(path)
-    except (OSError, ValueError) as err:
+    except DECODE_ERRORS as err:  # missing, not an image, truncated, or a decompression bomb
         raise ClipagError(f"cannot read image {path} ({type(err).__name__}); give a PNG or JPEG file") from None
     return square_tensor(rgb, size).unsqueeze(0)
 

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 from pathlib import Path
 
@@ -61,6 +62,8 @@ def parse_weighted_prompt(text: str) -> tuple[str, float]:
     body = body.strip()
     if not body:
         raise ClipagError(f"empty prompt in {text!r}; write TEXT or TEXT:WEIGHT, e.g. \"a red apple:1.5\"")
+    if not math.isfinite(weight):
+        raise ClipagError(f"prompt weight {tail.strip()!r} in {text!r} is not a finite number; write e.g. \"{body}:1.5\"")
     if weight == 0:
         raise ClipagError(f"prompt weight 0 in {text!r} does nothing; use a positive or negative weight")
     return body, weight

@@ -29,9 +29,10 @@ import torch.nn.functional as F
 from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
 from torch import nn
 
-from .errors import ClipagError
+from .errors import ClipagError, check_finite
 from .guide import Guide
-from .io import environment, image_grid, load_image, save_json, save_png, save_trajectory, slugify
+from .io import (earlier_result, environment, image_grid, load_image, save_png, save_result,
+                 save_trajectory, seed_stems)
 from .prompts import parse_weighted_prompt
 
 SOURCE_TEXT = "a Photo"
@@ -54,6 +55,7 @@ class StyleConfig:
     trajectory_frames: int = 0  # > 0: keep this many frames for a strip and a GIF
 
     def validate(self) -> None:
+        check_finite(self)
         if self.iterations <= 0 or self.crops <= 0:
             raise ClipagError("iterations and crops must be positive integers")
         if not 16 <= self.crop_size <= self.size:
@@ -196,23 +198,32 @@ def style(guide: Guide, content: torch.Tensor, prompts: str | Sequence[str], see
 
 def style_to_folder(guide: Guide, content_path: str | Path, prompts: Sequence[str], seeds: Sequence[int],
                     out_dir: str | Path, config: StyleConfig = StyleConfig(), model_reference: str = "",
-                    progress: bool = True) -> list[dict]:
+                    progress: bool = True, overwrite: bool = False) -> list[dict]:
     """The content image restyled towards the prompts (all of them shape one picture), once per seed: PNG,
-    a before|after pair, settings JSON, and a strip and GIF of the trajectory when frames are kept."""
+    a before|after pair, settings JSON, and a strip and GIF of the trajectory when frames are kept.
+
+    A result already in `out_dir` with the same settings is kept; other settings need `overwrite`."""
+    config.validate()
     content = load_image(str(content_path), config.size)  # (1, 3, S, S)
+    model = model_reference or guide.name
+    stems = seed_stems(out_dir, Path(content_path).stem + " " + " ".join(prompts), seeds)
+    earlier = {seed: earlier_result(stem, {"model": model, "content": str(content_path), "prompts": list(prompts),
+                                           "seed": seed, "settings": dataclasses.asdict(config)}, overwrite)
+               for seed, stem in stems.items()}
     records = []
-    for seed in seeds:
+    for seed, stem in stems.items():
+        if earlier[seed]:
+            records.append({**earlier[seed], "skipped": True})
+            continue
         result = style(guide, content, prompts, seed, config, progress)
-        stem = Path(out_dir) / f"{slugify(Path(content_path).stem + ' ' + ' '.join(prompts))}-seed{seed}"
-        record = {"image": str(stem.with_suffix(".png")), "content": str(content_path),
+        record = {"content": str(content_path),
                   "prompt": prompts[0] if len(prompts) == 1 else "; ".join(prompts), "prompts": list(prompts),
-                  "model": model_reference or guide.name, "seed": seed, "method": "style",
+                  "model": model, "seed": seed, "method": "style",
                   "content_loss": result.content_loss, "seconds": round(result.seconds, 3),
                   "settings": dataclasses.asdict(config), "losses": result.losses, **environment()}
-        save_png(result.image, record["image"])
-        save_png(image_grid([content[0], result.image], columns=2), str(stem) + "-pair.png")
+        pair = str(stem) + "-pair.png"
+        companions = [lambda: save_png(image_grid([content[0], result.image], columns=2), pair)]
         if result.frames:
-            record.update(save_trajectory(result.frames, stem))
-        save_json(record, stem.with_suffix(".json"))
-        records.append(record)
+            companions.append(lambda: save_trajectory(result.frames, stem))
+        records.append(save_result(result.image, record, stem, companions))
     return records

@@ -23,9 +23,9 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .errors import ClipagError
+from .errors import ClipagError, check_finite
 from .guide import Guide
-from .io import environment, save_gif, save_json, save_png, slugify
+from .io import earlier_result, environment, save_gif, save_result, seed_stems
 from .prompts import weighted_text_features
 from .vqgan_model import VQGAN
 
@@ -41,6 +41,7 @@ class VQGANCLIPConfig:
     save_every: int = 0  # keep a frame every N steps (0: none)
 
     def validate(self) -> None:
+        check_finite(self)
         if self.steps <= 0 or self.cutouts <= 0 or self.lr <= 0:
             raise ClipagError("steps, cutouts and lr must be positive")
 
@@ -139,20 +140,32 @@ def initial_latent(vqgan: VQGAN, config: VQGANCLIPConfig, device) -> torch.Tenso
 
 def vqgan_to_folder(guide: Guide, vqgan: VQGAN, prompts: Sequence[str], seeds: Sequence[int], out_dir: str | Path,
                     config: VQGANCLIPConfig = VQGANCLIPConfig(), model_reference: str = "",
-                    vqgan_files: tuple[str, str] = ("", ""), progress: bool = True) -> list[dict]:
-    """One image per seed for the prompt set: PNG, settings JSON, and a GIF when frames are saved."""
+                    vqgan_files: tuple[str, str] = ("", ""), progress: bool = True,
+                    overwrite: bool = False) -> list[dict]:
+    """One image per seed for the prompt set: PNG, settings JSON, and a GIF when frames are saved.
+
+    An image already in `out_dir` with the same settings is kept; other settings need `overwrite`.
+    """
+    config.validate()
+    model = model_reference or guide.name
+    stems = seed_stems(out_dir, " ".join(prompts), seeds)
+    earlier = {seed: earlier_result(stem, {"model": model, "prompts": list(prompts), "seed": seed,
+                                           "vqgan_checkpoint": vqgan_files[1],
+                                           "settings": dataclasses.asdict(config)}, overwrite)
+               for seed, stem in stems.items()}
     records = []
-    for seed in seeds:
+    for seed, stem in stems.items():
+        if earlier[seed]:
+            records.append({**earlier[seed], "skipped": True})
+            continue
         result = vqgan_clip(guide, vqgan, prompts, seed, config, progress)
-        stem = Path(out_dir) / f"{slugify(' '.join(prompts))}-seed{seed}"
-        record = {"image": str(stem.with_suffix(".png")), "prompt": "; ".join(prompts), "prompts": list(prompts),
-                  "model": model_reference or guide.name, "seed": seed, "method": "vqgan",
+        record = {"prompt": "; ".join(prompts), "prompts": list(prompts),
+                  "model": model, "seed": seed, "method": "vqgan",
                   "vqgan_config": vqgan_files[0], "vqgan_checkpoint": vqgan_files[1],
                   "seconds": round(result.seconds, 3), "settings": dataclasses.asdict(config),
                   "loss_history": [round(value, 5) for value in result.history], **environment()}
-        save_png(result.image, record["image"])
+        companions = []
         if result.frames:
-            save_gif(result.frames + [result.image], stem.with_suffix(".gif"))
-        save_json(record, stem.with_suffix(".json"))
-        records.append(record)
+            companions.append(lambda: save_gif(result.frames + [result.image], stem.with_suffix(".gif")))
+        records.append(save_result(result.image, record, stem, companions))
     return records

@@ -54,6 +54,10 @@ def int_range(low: int, high: int):
     return parse
 
 
+IMAGE_SIZE = int_range(16, 2048)  # every --size: outputs a guide can score, within one machine's memory
+COUNT = int_range(1, 4096)  # views, crops, cutouts, strokes per step
+
+
 def finite_float(text: str) -> float:
     return _number(text, float, "a number")
 

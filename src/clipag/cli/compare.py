@@ -10,7 +10,7 @@ from ..compare import METHODS, StyleMethod, VQGANMethod, compare, metric_rows
 from ..errors import ClipagError
 from ..generate import OPTIMIZER_CHOICES, GenerateConfig
 from ..prompts import PROMPT_SETS, load_prompts
-from .args import add_device_args, non_negative_int, positive_int
+from .args import add_device_args, IMAGE_SIZE, non_negative_int, positive_int, seed
 
 
 def add_parser(subparsers) -> None:
@@ -24,7 +24,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--guide", action="append", required=True, help="guide model; give two or more")
     p.add_argument("--evaluator", action="append", required=True, help="evaluator model; repeatable")
     p.add_argument("--method", choices=sorted(METHODS), default="generate", help="what the guides drive (default generate)")
-    p.add_argument("--seed", type=int, nargs="+", default=[0], help="seeds (default 0)")
+    p.add_argument("--seed", type=seed, nargs="+", default=[0], help="seeds (default 0)")
     p.add_argument("--steps", type=positive_int, default=100, help="steps / iterations of the method (default 100)")
     p.add_argument("--strokes", type=positive_int, default=256, help="draw: number of strokes (default 256)")
     p.add_argument("--views", type=non_negative_int, default=32, help="augmented views per step (default 32)")
@@ -33,7 +33,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--vqgan-checkpoint", help="vqgan: the checkpoint (.ckpt / .pt / .safetensors)")
     p.add_argument("--content", help="style: the content image every prompt restyles")
     p.add_argument("--no-network", action="store_true", help="style: optimise pixels, not the style network")
-    p.add_argument("--size", type=positive_int, help="vqgan / style: output side (defaults: 256 / 512)")
+    p.add_argument("--size", type=IMAGE_SIZE, help="vqgan / style: output side (defaults: 256 / 512)")
     p.add_argument("--init", default="gmm", help="generate: gmm (default), noise, or an image path")
     p.add_argument("--optimizer", choices=OPTIMIZER_CHOICES, default="adamw", help="generate: adamw (default) or l2")
     p.add_argument("--gmm", help="GMM file for --init gmm (default: the guide's own, if it names one)")
@@ -41,6 +41,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--aesthetic", help="aesthetic predictor file; adds scores and pairwise preference")
     p.add_argument("--aesthetic-embedder", default=DEFAULT_EMBEDDER, help=f"its embedder (default {DEFAULT_EMBEDDER})")
     p.add_argument("--out", default="outputs/compare", help="report folder (default outputs/compare)")
+    p.add_argument("--overwrite", action="store_true", help="replace earlier results made with other settings")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_device_args(p)
     p.set_defaults(run=run)
@@ -64,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
     config.validate()
     scorer = optional_scorer(args.aesthetic, args.aesthetic_embedder, args.device)
     report = compare(prompts, args.guide, args.out, args.evaluator, args.seed, args.method, config, args.top_k,
-                     scorer, args.device, args.precision, progress=not args.quiet)
+                     scorer, args.device, args.precision, progress=not args.quiet,
+                     overwrite=args.overwrite)
     header, rows = metric_rows(report)
     print("| " + " | ".join(header) + " |")
     for row in rows:

@@ -6,7 +6,7 @@ import argparse
 from ..draw import DrawConfig, draw_to_folder
 from ..guide import Guide
 from ..prompts import parse_weighted_prompt
-from .args import add_device_args, positive_float, positive_int
+from .args import add_device_args, IMAGE_SIZE, positive_float, positive_int, seed
 from .generate import DEFAULT_MODEL
 
 
@@ -17,15 +17,16 @@ def add_parser(subparsers) -> None:
                     "negative weight is a negative prompt. All prompts shape one drawing per seed.")
     p.add_argument("prompts", nargs="+", metavar="PROMPT", help='prompts, e.g. "a red apple" "blurry:-0.5"')
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"guide model (default {DEFAULT_MODEL})")
-    p.add_argument("--seed", type=int, nargs="+", default=[0], help="seeds (default 0)")
+    p.add_argument("--seed", type=seed, nargs="+", default=[0], help="seeds (default 0)")
     p.add_argument("--iterations", type=positive_int, default=1000, help="optimisation steps (default 1000)")
     p.add_argument("--strokes", type=positive_int, default=256, help="number of strokes (default 256)")
     p.add_argument("--max-width", type=positive_float, default=50.0, help="widest stroke in pixels (default 50)")
     p.add_argument("--views", type=positive_int, default=4, help="augmented views per step (default 4)")
     p.add_argument("--no-augment", action="store_true", help="score the drawing itself, without views")
-    p.add_argument("--size", type=positive_int, help="canvas side in pixels (default: the guide's input size)")
+    p.add_argument("--size", type=IMAGE_SIZE, help="canvas side in pixels (default: the guide's input size)")
     p.add_argument("--trajectory", action="store_true", help="also save a strip and a GIF of the drawing's progress")
     p.add_argument("--out", default="outputs/draw", help="output folder (default outputs/draw)")
+    p.add_argument("--overwrite", action="store_true", help="replace earlier results made with other settings")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_device_args(p)
     p.set_defaults(run=run)
@@ -44,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     for prompt in args.prompts:
         parse_weighted_prompt(prompt)  # reject a bad prompt before loading the model
     guide = Guide.from_pretrained(args.model, device=args.device, precision=args.precision)
-    for record in draw_to_folder(guide, args.prompts, args.seed, args.out, config, args.model, not args.quiet):
+    for record in draw_to_folder(guide, args.prompts, args.seed, args.out, config, args.model, not args.quiet,
+                                 args.overwrite):
         print(f"{record['image']}  {record['svg']}  similarity {record['similarity']:.3f}  ({record['seconds']:.1f} s)")
     return 0

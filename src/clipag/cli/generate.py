@@ -7,7 +7,7 @@ from pathlib import Path
 from ..augment import ViewConfig
 from ..generate import OPTIMIZER_CHOICES, GenerateConfig, full_prompt, generate_to_folder
 from ..guide import Guide
-from .args import add_device_args, non_negative_float, non_negative_int, positive_float, positive_int
+from .args import add_device_args, IMAGE_SIZE, non_negative_float, non_negative_int, positive_float, positive_int, seed
 
 DEFAULT_MODEL = "clipag-emoji"  # ships in the package; pass --model clipag-vit-b-32 for the paper's
 
@@ -19,7 +19,7 @@ def add_parser(subparsers) -> None:
                     "climb the model's similarity to the prompt over augmented views.")
     p.add_argument("prompts", nargs="+", metavar="PROMPT", help="one or more prompts")
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"model reference (default {DEFAULT_MODEL}; see `clipag models`)")
-    p.add_argument("--seed", type=int, nargs="+", default=[0], help="one or more seeds (default 0)")
+    p.add_argument("--seed", type=seed, nargs="+", default=[0], help="one or more seeds (default 0)")
     p.add_argument("--out", default="outputs/generate", help="output folder (default outputs/generate)")
     p.add_argument("--steps", type=positive_int, default=100, help="ascent steps (default 100, as the official notebook; the paper uses 1000)")
     p.add_argument("--optimizer", choices=OPTIMIZER_CHOICES, default="adamw",
@@ -31,7 +31,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--crops", type=non_negative_int, default=32, help="random crops per step (default 32)")
     p.add_argument("--view-weight", type=non_negative_float, default=1.0, help="loss weight of the views (default 1)")
     p.add_argument("--crop-weight", type=non_negative_float, default=5.0, help="loss weight of the crops (default 5)")
-    p.add_argument("--size", type=positive_int, default=None, help="output side in pixels (default: the model's input size)")
+    p.add_argument("--size", type=IMAGE_SIZE, default=None, help="output side in pixels (default: the model's input size)")
     p.add_argument("--init", default="gmm", help="gmm (default), noise, or a path to a starting image")
     p.add_argument("--gmm", default=None, help="GMM file from `clipag gmm fit`, for --init gmm")
     p.add_argument("--samples-per-class", type=positive_int, default=8, help="GMM candidates drawn from every class (default 8)")
@@ -40,6 +40,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--threshold-quantile", type=positive_float, default=0.95, help="dynamic thresholding quantile (default 0.95)")
     p.add_argument("--trajectory", action="store_true", help="also save an init-to-final strip and a GIF per image")
     p.add_argument("--trajectory-frames", type=positive_int, default=8, help="frames after the init in the trajectory (default 8)")
+    p.add_argument("--overwrite", action="store_true", help="replace earlier results made with other settings")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_device_args(p)
     p.set_defaults(run=run)
@@ -58,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
         full_prompt(prompt, config.prefix)  # reject an empty prompt before loading any model
     guide = Guide.from_pretrained(args.model, device=args.device, precision=args.precision)
     records = generate_to_folder(guide, args.prompts, args.seed, args.out, config,
-                                 model_reference=args.model, progress=not args.quiet)
+                                 model_reference=args.model, progress=not args.quiet,
+                                 overwrite=args.overwrite)
     for record in records:
         print(f"{record['image']}  similarity {record['initial_similarity']:.3f} -> "
               f"{record['similarity']:.3f}  ({record['seconds']:.1f} s)")

@@ -6,7 +6,7 @@ import argparse
 from ..guide import Guide
 from ..prompts import parse_weighted_prompt
 from ..style import StyleConfig, style_to_folder
-from .args import add_device_args, positive_float, positive_int
+from .args import add_device_args, IMAGE_SIZE, positive_float, positive_int, seed
 from .generate import DEFAULT_MODEL
 
 
@@ -21,14 +21,15 @@ def add_parser(subparsers) -> None:
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"guide model (default {DEFAULT_MODEL})")
     p.add_argument("--no-network", action="store_true", help="optimise the pixels instead of a style network")
     p.add_argument("--iterations", type=positive_int, default=200, help="steps (default 200)")
-    p.add_argument("--size", type=positive_int, default=512, help="side of the content image (default 512)")
+    p.add_argument("--size", type=IMAGE_SIZE, default=512, help="side of the content image (default 512)")
     p.add_argument("--crops", type=positive_int, default=64, help="patches per step (default 64)")
     p.add_argument("--crop-size", type=positive_int, default=128, help="patch side (default 128)")
     p.add_argument("--lr", type=positive_float, help="Adam lr (default 5e-4 network, 5e-3 pixels)")
     p.add_argument("--vgg-weights", help="torchvision VGG19 weights (vgg19-dcbb9e9d.pth) for the content loss")
-    p.add_argument("--seed", type=int, nargs="+", default=[0], help="seeds (default 0)")
+    p.add_argument("--seed", type=seed, nargs="+", default=[0], help="seeds (default 0)")
     p.add_argument("--trajectory", action="store_true", help="also save a strip and a GIF of the progress")
     p.add_argument("--out", default="outputs/style", help="output folder (default outputs/style)")
+    p.add_argument("--overwrite", action="store_true", help="replace earlier results made with other settings")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_device_args(p)
     p.set_defaults(run=run)
@@ -43,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         parse_weighted_prompt(prompt)  # a bad weight fails before the model loads
     guide = Guide.from_pretrained(args.model, device=args.device, precision=args.precision)
     records = style_to_folder(guide, args.image, args.prompts, args.seed, args.out, config, args.model,
-                              progress=not args.quiet)
+                              progress=not args.quiet, overwrite=args.overwrite)
     for record in records:
         print(f"{record['image']}  (content loss on {record['content_loss'].split(' (')[0]}; {record['seconds']:.1f} s)")
     return 0

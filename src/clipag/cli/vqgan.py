@@ -7,7 +7,7 @@ from ..guide import Guide
 from ..prompts import parse_weighted_prompt
 from ..vqgan import VQGANCLIPConfig, vqgan_to_folder
 from ..vqgan_model import load_vqgan
-from .args import add_device_args, non_negative_int, positive_float, positive_int
+from .args import add_device_args, IMAGE_SIZE, non_negative_int, positive_float, positive_int, seed
 from .generate import DEFAULT_MODEL
 
 
@@ -21,14 +21,15 @@ def add_parser(subparsers) -> None:
     p.add_argument("--vqgan-config", required=True, help="the checkpoint's .yaml")
     p.add_argument("--vqgan-checkpoint", required=True, help=".ckpt / .pt / .safetensors")
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"guide model (default {DEFAULT_MODEL})")
-    p.add_argument("--seed", type=int, nargs="+", default=[0], help="seeds (default 0)")
+    p.add_argument("--seed", type=seed, nargs="+", default=[0], help="seeds (default 0)")
     p.add_argument("--steps", type=positive_int, default=500, help="steps (default 500)")
     p.add_argument("--lr", type=positive_float, default=0.1, help="Adam lr on the latent (default 0.1)")
-    p.add_argument("--size", type=positive_int, default=256, help="output side in pixels (default 256)")
+    p.add_argument("--size", type=IMAGE_SIZE, default=256, help="output side in pixels (default 256)")
     p.add_argument("--cutouts", type=positive_int, default=32, help="cutouts per step (default 32)")
     p.add_argument("--init-image", help="start from this image's encoding instead of random codes")
     p.add_argument("--save-every", type=non_negative_int, default=0, help="save a frame every N steps, and a GIF")
     p.add_argument("--out", default="outputs/vqgan", help="output folder (default outputs/vqgan)")
+    p.add_argument("--overwrite", action="store_true", help="replace earlier results made with other settings")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_device_args(p)
     p.set_defaults(run=run)
@@ -44,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     guide = Guide.from_pretrained(args.model, device=args.device, precision=args.precision)
     files = (args.vqgan_config, args.vqgan_checkpoint)
     records = vqgan_to_folder(guide, vqgan, args.prompts, args.seed, args.out, config, args.model, files,
-                              progress=not args.quiet)
+                              progress=not args.quiet, overwrite=args.overwrite)
     for record in records:
         history = record["loss_history"]
         print(f"{record['image']}  loss {history[0]:.3f} -> {history[-1]:.3f}  ({record['seconds']:.1f} s)")
