@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from .errors import ClipagError, check_finite
 from .guide import Guide
+from .memory import plan_views
 from .io import earlier_result, environment, save_result, save_trajectory, seed_stems
 from .prompts import weighted_text_features
 from .raster import Strokes, render, write_svg
@@ -85,6 +86,7 @@ def draw(guide: Guide, prompts: Sequence[str], seed: int = 0, config: DrawConfig
     started = time.perf_counter()
     torch.manual_seed(seed)  # kornia draws from the global generator
     size = config.size or guide.image_size[0]
+    plan_views(size, config.views, 0, guide.image_size, guide.device, what="drawing")
     text, weights = weighted_text_features(guide, list(prompts))  # (P, D), (P,)
     strokes = Strokes.random(config.strokes, size, config.max_segments, generator=torch.Generator().manual_seed(seed))
     strokes = strokes.map(lambda t: t.to(guide.device))

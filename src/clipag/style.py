@@ -31,6 +31,7 @@ from torch import nn
 
 from .errors import ClipagError, check_finite
 from .guide import Guide
+from .memory import plan_views
 from .io import (earlier_result, environment, image_grid, load_image, save_png, save_result,
                  save_trajectory, seed_stems)
 from .prompts import parse_weighted_prompt
@@ -152,6 +153,7 @@ def style(guide: Guide, content: torch.Tensor, prompts: str | Sequence[str], see
     started = time.perf_counter()
     torch.manual_seed(seed)
     content = content.to(guide.device)
+    plan_views(content.shape[-1], 0, config.crops, guide.image_size, guide.device, what="style transfer")
     content_features = vgg_content_features(config.vgg_weights) if config.vgg_weights else pixel_content_features
     content_kind = "VGG19 conv4_2 + conv5_2 features" if config.vgg_weights else \
         "pixels at 1/4 resolution (no VGG19 weights given: pass --vgg-weights vgg19-dcbb9e9d.pth for the reference's loss)"

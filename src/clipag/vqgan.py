@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from .errors import ClipagError, check_finite
 from .guide import Guide
+from .memory import plan_views
 from .io import earlier_result, environment, save_gif, save_result, seed_stems
 from .prompts import weighted_text_features
 from .vqgan_model import VQGAN
@@ -103,6 +104,7 @@ def vqgan_clip(guide: Guide, vqgan: VQGAN, prompts: Sequence[str], seed: int = 0
     z_min, z_max = codebook.min(dim=0).values.view(1, -1, 1, 1), codebook.max(dim=0).values.view(1, -1, 1, 1)
     optimiser = torch.optim.Adam([latent], lr=config.lr)
     cutouts = Cutouts(guide.image_size[0], config.cutouts, config.cut_pow)
+    plan_views(config.size, 0, config.cutouts, guide.image_size, guide.device, what="VQGAN+CLIP")
     history, frames = [], []
     for step in tqdm(range(config.steps), desc="vqgan", unit="step", disable=not progress, leave=False):
         image = decode(vqgan, latent)  # (1, 3, S, S) in [0,1]

@@ -56,6 +56,7 @@ def int_range(low: int, high: int):
 
 IMAGE_SIZE = int_range(16, 2048)  # every --size: outputs a guide can score, within one machine's memory
 COUNT = int_range(1, 4096)  # views, crops, cutouts, strokes per step
+COUNT_OR_ZERO = int_range(0, 4096)
 
 
 def finite_float(text: str) -> float:

@@ -10,7 +10,7 @@ from ..compare import METHODS, StyleMethod, VQGANMethod, compare, metric_rows
 from ..errors import ClipagError
 from ..generate import OPTIMIZER_CHOICES, GenerateConfig
 from ..prompts import PROMPT_SETS, load_prompts
-from .args import add_device_args, IMAGE_SIZE, non_negative_int, positive_int, seed
+from .args import add_device_args, COUNT, COUNT_OR_ZERO, IMAGE_SIZE, positive_int, seed
 
 
 def add_parser(subparsers) -> None:
@@ -26,9 +26,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--method", choices=sorted(METHODS), default="generate", help="what the guides drive (default generate)")
     p.add_argument("--seed", type=seed, nargs="+", default=[0], help="seeds (default 0)")
     p.add_argument("--steps", type=positive_int, default=100, help="steps / iterations of the method (default 100)")
-    p.add_argument("--strokes", type=positive_int, default=256, help="draw: number of strokes (default 256)")
-    p.add_argument("--views", type=non_negative_int, default=32, help="augmented views per step (default 32)")
-    p.add_argument("--crops", type=non_negative_int, default=32, help="random crops per step; vqgan: cutouts (default 32)")
+    p.add_argument("--strokes", type=COUNT, default=256, help="draw: number of strokes (default 256)")
+    p.add_argument("--views", type=COUNT_OR_ZERO, default=32, help="augmented views per step (default 32)")
+    p.add_argument("--crops", type=COUNT_OR_ZERO, default=32, help="random crops per step; vqgan: cutouts (default 32)")
     p.add_argument("--vqgan-config", help="vqgan: the taming-transformers .yaml")
     p.add_argument("--vqgan-checkpoint", help="vqgan: the checkpoint (.ckpt / .pt / .safetensors)")
     p.add_argument("--content", help="style: the content image every prompt restyles")

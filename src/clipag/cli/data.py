@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from ..emoji import build_emoji_dataset
-from .args import positive_float, print_usage
+from .args import positive_float, print_usage, seed
 
 
 def add_parser(subparsers) -> None:
@@ -20,7 +20,7 @@ def add_parser(subparsers) -> None:
     emoji.add_argument("--out", default="data/emoji", help="output folder (default data/emoji)")
     emoji.add_argument("--holdout", type=positive_float, default=0.1,
                        help="share of emoji held out of training, with all their variants (default 0.1)")
-    emoji.add_argument("--seed", type=int, default=0, help="seed of the held-out choice (default 0)")
+    emoji.add_argument("--seed", type=seed, default=0, help="seed of the held-out choice (default 0)")
     emoji.set_defaults(run=run_emoji)
 
 

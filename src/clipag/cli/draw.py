@@ -6,7 +6,7 @@ import argparse
 from ..draw import DrawConfig, draw_to_folder
 from ..guide import Guide
 from ..prompts import parse_weighted_prompt
-from .args import add_device_args, IMAGE_SIZE, positive_float, positive_int, seed
+from .args import add_device_args, COUNT, IMAGE_SIZE, positive_float, positive_int, seed
 from .generate import DEFAULT_MODEL
 
 
@@ -19,9 +19,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"guide model (default {DEFAULT_MODEL})")
     p.add_argument("--seed", type=seed, nargs="+", default=[0], help="seeds (default 0)")
     p.add_argument("--iterations", type=positive_int, default=1000, help="optimisation steps (default 1000)")
-    p.add_argument("--strokes", type=positive_int, default=256, help="number of strokes (default 256)")
+    p.add_argument("--strokes", type=COUNT, default=256, help="number of strokes (default 256)")
     p.add_argument("--max-width", type=positive_float, default=50.0, help="widest stroke in pixels (default 50)")
-    p.add_argument("--views", type=positive_int, default=4, help="augmented views per step (default 4)")
+    p.add_argument("--views", type=COUNT, default=4, help="augmented views per step (default 4)")
     p.add_argument("--no-augment", action="store_true", help="score the drawing itself, without views")
     p.add_argument("--size", type=IMAGE_SIZE, help="canvas side in pixels (default: the guide's input size)")
     p.add_argument("--trajectory", action="store_true", help="also save a strip and a GIF of the drawing's progress")

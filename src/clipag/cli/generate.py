@@ -7,7 +7,7 @@ from pathlib import Path
 from ..augment import ViewConfig
 from ..generate import OPTIMIZER_CHOICES, GenerateConfig, full_prompt, generate_to_folder
 from ..guide import Guide
-from .args import add_device_args, IMAGE_SIZE, non_negative_float, non_negative_int, positive_float, positive_int, seed
+from .args import add_device_args, COUNT, COUNT_OR_ZERO, IMAGE_SIZE, non_negative_float, positive_float, positive_int, seed
 
 DEFAULT_MODEL = "clipag-emoji"  # ships in the package; pass --model clipag-vit-b-32 for the paper's
 
@@ -27,14 +27,14 @@ def add_parser(subparsers) -> None:
     p.add_argument("--lr", type=positive_float, default=0.0175,
                    help="AdamW learning rate on the pixels, or the l2 step's RMS change per pixel (default 0.0175)")
     p.add_argument("--weight-decay", type=non_negative_float, default=0.0, help="AdamW weight decay (default 0)")
-    p.add_argument("--views", type=non_negative_int, default=32, help="augmented whole-image views per step (default 32)")
-    p.add_argument("--crops", type=non_negative_int, default=32, help="random crops per step (default 32)")
+    p.add_argument("--views", type=COUNT_OR_ZERO, default=32, help="augmented whole-image views per step (default 32)")
+    p.add_argument("--crops", type=COUNT_OR_ZERO, default=32, help="random crops per step (default 32)")
     p.add_argument("--view-weight", type=non_negative_float, default=1.0, help="loss weight of the views (default 1)")
     p.add_argument("--crop-weight", type=non_negative_float, default=5.0, help="loss weight of the crops (default 5)")
     p.add_argument("--size", type=IMAGE_SIZE, default=None, help="output side in pixels (default: the model's input size)")
     p.add_argument("--init", default="gmm", help="gmm (default), noise, or a path to a starting image")
     p.add_argument("--gmm", default=None, help="GMM file from `clipag gmm fit`, for --init gmm")
-    p.add_argument("--samples-per-class", type=positive_int, default=8, help="GMM candidates drawn from every class (default 8)")
+    p.add_argument("--samples-per-class", type=COUNT, default=8, help="GMM candidates drawn from every class (default 8)")
     p.add_argument("--prefix", default="", help='text put before every prompt, e.g. "an oil painting of"')
     p.add_argument("--grad-clip", type=positive_float, default=1.0, help="max L2 norm of the pixel gradient (default 1)")
     p.add_argument("--threshold-quantile", type=positive_float, default=0.95, help="dynamic thresholding quantile (default 0.95)")

@@ -6,7 +6,7 @@ import argparse
 from ..guide import Guide
 from ..prompts import parse_weighted_prompt
 from ..style import StyleConfig, style_to_folder
-from .args import add_device_args, IMAGE_SIZE, positive_float, positive_int, seed
+from .args import add_device_args, COUNT, IMAGE_SIZE, positive_float, positive_int, seed
 from .generate import DEFAULT_MODEL
 
 
@@ -22,7 +22,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--no-network", action="store_true", help="optimise the pixels instead of a style network")
     p.add_argument("--iterations", type=positive_int, default=200, help="steps (default 200)")
     p.add_argument("--size", type=IMAGE_SIZE, default=512, help="side of the content image (default 512)")
-    p.add_argument("--crops", type=positive_int, default=64, help="patches per step (default 64)")
+    p.add_argument("--crops", type=COUNT, default=64, help="patches per step (default 64)")
     p.add_argument("--crop-size", type=positive_int, default=128, help="patch side (default 128)")
     p.add_argument("--lr", type=positive_float, help="Adam lr (default 5e-4 network, 5e-3 pixels)")
     p.add_argument("--vgg-weights", help="torchvision VGG19 weights (vgg19-dcbb9e9d.pth) for the content loss")

@@ -7,7 +7,7 @@ from ..guide import Guide
 from ..prompts import parse_weighted_prompt
 from ..vqgan import VQGANCLIPConfig, vqgan_to_folder
 from ..vqgan_model import load_vqgan
-from .args import add_device_args, IMAGE_SIZE, non_negative_int, positive_float, positive_int, seed
+from .args import add_device_args, COUNT, IMAGE_SIZE, non_negative_int, positive_float, positive_int, seed
 from .generate import DEFAULT_MODEL
 
 
@@ -25,7 +25,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--steps", type=positive_int, default=500, help="steps (default 500)")
     p.add_argument("--lr", type=positive_float, default=0.1, help="Adam lr on the latent (default 0.1)")
     p.add_argument("--size", type=IMAGE_SIZE, default=256, help="output side in pixels (default 256)")
-    p.add_argument("--cutouts", type=positive_int, default=32, help="cutouts per step (default 32)")
+    p.add_argument("--cutouts", type=COUNT, default=32, help="cutouts per step (default 32)")
     p.add_argument("--init-image", help="start from this image's encoding instead of random codes")
     p.add_argument("--save-every", type=non_negative_int, default=0, help="save a frame every N steps, and a GIF")
     p.add_argument("--out", default="outputs/vqgan", help="output folder (default outputs/vqgan)")
