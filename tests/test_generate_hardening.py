@@ -140,3 +140,18 @@ def test_every_guided_method_rejects_non_finite_settings():
                    GenerateConfig(views=ViewConfig(noise_std=float("nan")))):
         with pytest.raises(ClipagError, match="finite"):
             config.validate()
+
+
+def test_per_seed_results_check_every_earlier_one_before_making_any(tmp_path):
+    from clipag.io import results_per_seed
+    made = []
+
+    def make(seed, stem):
+        made.append(seed)
+        return save_result(torch.full((3, 4, 4), seed / 10), {"seed": seed, "settings": {"n": 1}}, stem)
+    assert [r["seed"] for r in results_per_seed(tmp_path, "a cat", [1, 2, 1], {"settings": {"n": 1}}, make)] == [1, 2]
+    again = results_per_seed(tmp_path, "a cat", [1, 2, 3], {"settings": {"n": 1}}, make)
+    assert made == [1, 2, 3] and [r.get("skipped", False) for r in again] == [True, True, False]
+    with pytest.raises(ClipagError, match="other settings"):
+        results_per_seed(tmp_path, "a cat", [4, 1], {"settings": {"n": 2}}, make)
+    assert made == [1, 2, 3]  # seed 4 was not made: the conflict on seed 1 came first

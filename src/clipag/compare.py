@@ -21,7 +21,7 @@ from .evaluate import collect_items, evaluate_items
 from .errors import ClipagError
 from .generate import GenerateConfig, generate_to_folder
 from .guide import Guide
-from .io import image_grid, load_image, save_json, save_png, slugify, unique_stems
+from .io import image_grid, load_image, save_json, save_png, unique_stems
 
 if TYPE_CHECKING:
     from .style import StyleConfig
@@ -188,13 +188,13 @@ def write_report_files(report: dict, out_dir: Path) -> None:
 
 def _prompt_strips(report: dict, out_dir: Path) -> list[tuple[str, str]]:
     strips = []
-    for prompt in report["prompts"]:
+    for prompt, stem in zip(report["prompts"], unique_stems(report["prompts"])):
         tiles = []
         for guide in report["guides"]:
             by_seed = {row["seed"]: row["image"] for row in report["runs"][guide]["items"] if row["prompt"] == prompt}
             tiles += [load_image(by_seed[s], 128)[0] for s in report["seeds"] if s in by_seed]
         if tiles:
-            name = f"strips/{slugify(prompt)}.png"
+            name = f"strips/{stem}.png"
             save_png(image_grid(tiles, columns=len(tiles)), out_dir / name)
             strips.append((prompt, name))
     return strips

@@ -25,7 +25,7 @@ from tqdm import tqdm
 from .errors import ClipagError, check_finite
 from .guide import Guide
 from .memory import plan_views
-from .io import earlier_result, environment, save_result, save_trajectory, seed_stems
+from .io import environment, results_per_seed, save_result, save_trajectory
 from .prompts import weighted_text_features
 from .raster import Strokes, render, write_svg
 
@@ -140,15 +140,8 @@ def draw_to_folder(guide: Guide, prompts: Sequence[str], seeds: Sequence[int], o
     """
     config.validate()
     model, text = model_reference or guide.name, "; ".join(prompts)
-    stems = seed_stems(out_dir, " ".join(prompts), seeds)
-    earlier = {seed: earlier_result(stem, {"model": model, "prompts": list(prompts), "seed": seed,
-                                           "settings": dataclasses.asdict(config)}, overwrite)
-               for seed, stem in stems.items()}
-    records = []
-    for seed, stem in stems.items():
-        if earlier[seed]:
-            records.append({**earlier[seed], "skipped": True})
-            continue
+
+    def make(seed: int, stem: Path) -> dict:
         result = draw(guide, prompts, seed, config, progress)
         record = {"svg": str(stem.with_suffix(".svg")), "prompt": prompts[0] if len(prompts) == 1 else text,
                   "prompts": list(prompts), "model": model, "seed": seed, "method": "draw",
@@ -158,5 +151,7 @@ def draw_to_folder(guide: Guide, prompts: Sequence[str], seeds: Sequence[int], o
         companions = [lambda: write_svg(result.strokes, result.image.shape[-1], stem.with_suffix(".svg"))]
         if result.frames:
             companions.append(lambda: save_trajectory(result.frames, stem))
-        records.append(save_result(result.image, record, stem, companions))
-    return records
+        return save_result(result.image, record, stem, companions)
+
+    identity = {"model": model, "prompts": list(prompts), "settings": dataclasses.asdict(config)}
+    return results_per_seed(out_dir, " ".join(prompts), seeds, identity, make, overwrite)

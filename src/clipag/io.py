@@ -123,7 +123,7 @@ def check_out_file(path: str | os.PathLike, what: str = "--out") -> Path:
     path = Path(path)
     if path.is_dir():
         raise ClipagError(f"{what} {path} is a folder; give a file name")
-    check_out_dir(path.parent if str(path.parent) else ".", what=f"the folder of {what}")
+    check_out_dir(path.parent, what=f"the folder of {what}")
     return path
 
 
@@ -140,9 +140,14 @@ def save_png(image: torch.Tensor, path: str | os.PathLike) -> None:
 
 def save_json(data: dict, path: str | os.PathLike) -> None:
     """Valid JSON always: a NaN or infinity (a diverged number) is written as null."""
-    text = json.dumps(_finite(json.loads(json.dumps(data, default=str))), indent=2, allow_nan=False)
+    text = json.dumps(_plain(data), indent=2, allow_nan=False)
     with atomic_path(path) as tmp:
         tmp.write_text(text + "\n")
+
+
+def _plain(data):
+    """`data` as it reads back from the JSON that save_json writes (str() for other types, null for NaN)."""
+    return _finite(json.loads(json.dumps(data, default=str)))
 
 
 def _finite(value):
@@ -166,7 +171,7 @@ def earlier_result(stem: str | os.PathLike, identity: dict, overwrite: bool = Fa
     record = finished_result(stem)
     if record is None:
         return None
-    wanted = _finite(json.loads(json.dumps(identity, default=str)))
+    wanted = _plain(identity)
     changed = [key for key, value in wanted.items() if record.get(key) != value]
     if not changed:
         return record
@@ -202,9 +207,12 @@ def save_trajectory(frames: Sequence[torch.Tensor], stem: str | os.PathLike) -> 
 
 def slugify(text: str, max_length: int = 60) -> str:
     """Readable ASCII file name: accents folded ("café" -> "cafe"), other characters become dashes."""
-    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    slug = re.sub(r"[^a-z0-9]+", "-", folded.lower()).strip("-")
+    slug = re.sub(r"[^a-z0-9]+", "-", _ascii_fold(text)).strip("-")
     return slug[:max_length].rstrip("-") or "prompt"
+
+
+def _ascii_fold(text: str) -> str:
+    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
 
 
 def short_hash(text: str, length: int = 6) -> str:
@@ -223,16 +231,23 @@ def unique_stems(texts: Sequence[str], max_length: int = 60) -> list[str]:
         counts.setdefault(slug, set()).add(text)
     stems = []
     for text, slug in zip(texts, slugs):
-        lossy = not re.sub(r"[^a-z0-9]", "", unicodedata.normalize("NFKD", text).encode("ascii", "ignore")
-                           .decode().lower())
+        lossy = not re.search(r"[a-z0-9]", _ascii_fold(text))
         stems.append(f"{slug}-{short_hash(text)}" if lossy or len(counts[slug]) > 1 else slug)
     return stems
 
 
-def seed_stems(out_dir: str | os.PathLike, text: str, seeds: Sequence[int]) -> dict[int, Path]:
-    """OUT/STEM-seedN for each distinct seed of one prompt set (the stem as `unique_stems` makes it)."""
+def results_per_seed(out_dir: str | os.PathLike, text: str, seeds: Sequence[int], identity: dict,
+                     make: Callable[[int, Path], dict], overwrite: bool = False) -> list[dict]:
+    """One result per distinct seed at OUT/STEM-seedN (STEM from `unique_stems([text])`), made by
+    `make(seed, stem)` unless an earlier one with the same `identity` (plus the seed) is kept.
+
+    Every earlier result is checked before the first is made, so a conflict costs no compute.
+    """
     stem = unique_stems([text])[0]
-    return {seed: Path(out_dir) / f"{stem}-seed{seed}" for seed in dict.fromkeys(seeds)}
+    stems = {seed: Path(out_dir) / f"{stem}-seed{seed}" for seed in dict.fromkeys(seeds)}
+    earlier = {seed: earlier_result(path, {**identity, "seed": seed}, overwrite) for seed, path in stems.items()}
+    return [{**earlier[seed], "skipped": True} if earlier[seed] else make(seed, path)
+            for seed, path in stems.items()]
 
 
 def environment() -> dict:

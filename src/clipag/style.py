@@ -32,8 +32,8 @@ from torch import nn
 from .errors import ClipagError, check_finite
 from .guide import Guide
 from .memory import plan_views
-from .io import (earlier_result, environment, image_grid, load_image, save_png, save_result,
-                 save_trajectory, seed_stems)
+from .io import (environment, image_grid, load_image, results_per_seed, save_png, save_result,
+                 save_trajectory)
 from .prompts import parse_weighted_prompt
 
 SOURCE_TEXT = "a Photo"
@@ -208,15 +208,8 @@ def style_to_folder(guide: Guide, content_path: str | Path, prompts: Sequence[st
     config.validate()
     content = load_image(str(content_path), config.size)  # (1, 3, S, S)
     model = model_reference or guide.name
-    stems = seed_stems(out_dir, Path(content_path).stem + " " + " ".join(prompts), seeds)
-    earlier = {seed: earlier_result(stem, {"model": model, "content": str(content_path), "prompts": list(prompts),
-                                           "seed": seed, "settings": dataclasses.asdict(config)}, overwrite)
-               for seed, stem in stems.items()}
-    records = []
-    for seed, stem in stems.items():
-        if earlier[seed]:
-            records.append({**earlier[seed], "skipped": True})
-            continue
+
+    def make(seed: int, stem: Path) -> dict:
         result = style(guide, content, prompts, seed, config, progress)
         record = {"content": str(content_path),
                   "prompt": prompts[0] if len(prompts) == 1 else "; ".join(prompts), "prompts": list(prompts),
@@ -227,5 +220,9 @@ def style_to_folder(guide: Guide, content_path: str | Path, prompts: Sequence[st
         companions = [lambda: save_png(image_grid([content[0], result.image], columns=2), pair)]
         if result.frames:
             companions.append(lambda: save_trajectory(result.frames, stem))
-        records.append(save_result(result.image, record, stem, companions))
-    return records
+        return save_result(result.image, record, stem, companions)
+
+    identity = {"model": model, "content": str(content_path), "prompts": list(prompts),
+                "settings": dataclasses.asdict(config)}
+    return results_per_seed(out_dir, Path(content_path).stem + " " + " ".join(prompts), seeds, identity, make,
+                            overwrite)

@@ -26,7 +26,7 @@ from tqdm import tqdm
 from .errors import ClipagError, check_finite
 from .guide import Guide
 from .memory import plan_views
-from .io import earlier_result, environment, save_gif, save_result, seed_stems
+from .io import environment, results_per_seed, save_gif, save_result
 from .prompts import weighted_text_features
 from .vqgan_model import VQGAN
 
@@ -150,16 +150,8 @@ def vqgan_to_folder(guide: Guide, vqgan: VQGAN, prompts: Sequence[str], seeds: S
     """
     config.validate()
     model = model_reference or guide.name
-    stems = seed_stems(out_dir, " ".join(prompts), seeds)
-    earlier = {seed: earlier_result(stem, {"model": model, "prompts": list(prompts), "seed": seed,
-                                           "vqgan_checkpoint": vqgan_files[1],
-                                           "settings": dataclasses.asdict(config)}, overwrite)
-               for seed, stem in stems.items()}
-    records = []
-    for seed, stem in stems.items():
-        if earlier[seed]:
-            records.append({**earlier[seed], "skipped": True})
-            continue
+
+    def make(seed: int, stem: Path) -> dict:
         result = vqgan_clip(guide, vqgan, prompts, seed, config, progress)
         record = {"prompt": "; ".join(prompts), "prompts": list(prompts),
                   "model": model, "seed": seed, "method": "vqgan",
@@ -169,5 +161,8 @@ def vqgan_to_folder(guide: Guide, vqgan: VQGAN, prompts: Sequence[str], seeds: S
         companions = []
         if result.frames:
             companions.append(lambda: save_gif(result.frames + [result.image], stem.with_suffix(".gif")))
-        records.append(save_result(result.image, record, stem, companions))
-    return records
+        return save_result(result.image, record, stem, companions)
+
+    identity = {"model": model, "prompts": list(prompts), "vqgan_checkpoint": vqgan_files[1],
+                "settings": dataclasses.asdict(config)}
+    return results_per_seed(out_dir, " ".join(prompts), seeds, identity, make, overwrite)
