@@ -155,3 +155,12 @@ def test_per_seed_results_check_every_earlier_one_before_making_any(tmp_path):
     with pytest.raises(ClipagError, match="other settings"):
         results_per_seed(tmp_path, "a cat", [4, 1], {"settings": {"n": 2}}, make)
     assert made == [1, 2, 3]  # seed 4 was not made: the conflict on seed 1 came first
+
+
+def test_the_cli_says_a_result_was_kept_and_overwrite_redoes_it(capsys, tmp_path):
+    argv = ["generate", "a cat", "--model", "clipag-tiny:random", "--steps", "1", "--views", "1", "--crops", "1",
+            "--init", "noise", "--out", str(tmp_path), "--quiet"]
+    assert main(argv) == 0 and "kept" not in capsys.readouterr().out
+    assert main(argv) == 0 and "kept: made earlier with the same settings" in capsys.readouterr().out
+    assert main([*argv, "--steps", "2"]) == 2 and "--overwrite" in capsys.readouterr().err
+    assert main([*argv, "--steps", "2", "--overwrite"]) == 0 and "kept" not in capsys.readouterr().out

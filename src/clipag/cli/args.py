@@ -87,6 +87,11 @@ def add_device_args(parser: argparse.ArgumentParser) -> None:
                         help="fp32, or bf16/fp16 autocast (default fp32)")
 
 
+def kept(record: dict) -> str:
+    """What a command prints after a result a re-run kept instead of making it again."""
+    return "  kept: made earlier with the same settings (--overwrite to redo)" if record.get("skipped") else ""
+
+
 def print_usage(parser: argparse.ArgumentParser) -> int:
     """For a command group called without its sub-command: its help, and exit code 2."""
     parser.print_help()

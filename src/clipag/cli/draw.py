@@ -6,7 +6,7 @@ import argparse
 from ..draw import DrawConfig, draw_to_folder
 from ..guide import Guide
 from ..prompts import parse_weighted_prompt
-from .args import add_device_args, COUNT, IMAGE_SIZE, positive_float, positive_int, seed
+from .args import add_device_args, COUNT, IMAGE_SIZE, kept, positive_float, positive_int, seed
 from .generate import DEFAULT_MODEL
 
 
@@ -47,5 +47,5 @@ def run(args: argparse.Namespace) -> int:
     guide = Guide.from_pretrained(args.model, device=args.device, precision=args.precision)
     for record in draw_to_folder(guide, args.prompts, args.seed, args.out, config, args.model, not args.quiet,
                                  args.overwrite):
-        print(f"{record['image']}  {record['svg']}  similarity {record['similarity']:.3f}  ({record['seconds']:.1f} s)")
+        print(f"{record['image']}  {record['svg']}  similarity {record['similarity']:.3f}  ({record['seconds']:.1f} s){kept(record)}")
     return 0

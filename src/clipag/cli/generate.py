@@ -7,7 +7,7 @@ from pathlib import Path
 from ..augment import ViewConfig
 from ..generate import OPTIMIZER_CHOICES, GenerateConfig, full_prompt, generate_to_folder
 from ..guide import Guide
-from .args import add_device_args, COUNT, COUNT_OR_ZERO, IMAGE_SIZE, non_negative_float, positive_float, positive_int, seed
+from .args import add_device_args, COUNT, COUNT_OR_ZERO, IMAGE_SIZE, kept, non_negative_float, positive_float, positive_int, seed
 
 DEFAULT_MODEL = "clipag-emoji"  # ships in the package; pass --model clipag-vit-b-32 for the paper's
 
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
                                  overwrite=args.overwrite)
     for record in records:
         print(f"{record['image']}  similarity {record['initial_similarity']:.3f} -> "
-              f"{record['similarity']:.3f}  ({record['seconds']:.1f} s)")
+              f"{record['similarity']:.3f}  ({record['seconds']:.1f} s){kept(record)}")
     if len(records) > 1:
         print(f"{Path(args.out) / 'grid.png'}  grid of {len(records)} images")
     return 0

@@ -6,7 +6,7 @@ import argparse
 from ..guide import Guide
 from ..prompts import parse_weighted_prompt
 from ..style import StyleConfig, style_to_folder
-from .args import add_device_args, COUNT, IMAGE_SIZE, positive_float, positive_int, seed
+from .args import add_device_args, COUNT, IMAGE_SIZE, kept, positive_float, positive_int, seed
 from .generate import DEFAULT_MODEL
 
 
@@ -46,5 +46,5 @@ def run(args: argparse.Namespace) -> int:
     records = style_to_folder(guide, args.image, args.prompts, args.seed, args.out, config, args.model,
                               progress=not args.quiet, overwrite=args.overwrite)
     for record in records:
-        print(f"{record['image']}  (content loss on {record['content_loss'].split(' (')[0]}; {record['seconds']:.1f} s)")
+        print(f"{record['image']}  (content loss on {record['content_loss'].split(' (')[0]}; {record['seconds']:.1f} s){kept(record)}")
     return 0

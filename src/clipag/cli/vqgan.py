@@ -7,7 +7,7 @@ from ..guide import Guide
 from ..prompts import parse_weighted_prompt
 from ..vqgan import VQGANCLIPConfig, vqgan_to_folder
 from ..vqgan_model import load_vqgan
-from .args import add_device_args, COUNT, IMAGE_SIZE, non_negative_int, positive_float, positive_int, seed
+from .args import add_device_args, COUNT, IMAGE_SIZE, kept, non_negative_int, positive_float, positive_int, seed
 from .generate import DEFAULT_MODEL
 
 
@@ -48,5 +48,5 @@ def run(args: argparse.Namespace) -> int:
                               progress=not args.quiet, overwrite=args.overwrite)
     for record in records:
         history = record["loss_history"]
-        print(f"{record['image']}  loss {history[0]:.3f} -> {history[-1]:.3f}  ({record['seconds']:.1f} s)")
+        print(f"{record['image']}  loss {history[0]:.3f} -> {history[-1]:.3f}  ({record['seconds']:.1f} s){kept(record)}")
     return 0
