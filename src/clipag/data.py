@@ -206,6 +206,8 @@ class CsvDataset(Dataset):
                 rows = [(row[img_key], row[caption_key]) for row in reader]
         except (UnicodeDecodeError, csv.Error) as err:
             raise ClipagError(f"cannot read {path} as UTF-8 CSV ({err}); save it as UTF-8 text") from None
+        except OSError as err:
+            raise ClipagError(f"cannot read {path} ({err.strerror}); check that it is a readable file") from None
         self.images = [image for image, _ in rows]  # None where a row is short
         self.captions = [caption for _, caption in rows]
 
@@ -359,25 +361,45 @@ def _rank_and_world(rank: Optional[int], world_size: Optional[int]) -> tuple[int
 
 # ---------------------------------------------------------------- telling sources apart
 
-def _open_source(spec: str, image_size: int, seed: int, img_key: str, caption_key: str,
-                 separator: Optional[str]) -> Union[Dataset, Shards]:
+def check_sources(specs: Sequence[str]) -> None:
+    """Refuse sources that cannot be opened (bad fraction, missing file or shard, unknown kind) without
+    reading any, so that a run fails on them before it loads a model or writes anything."""
+    for spec in specs:
+        _locate(spec)
+
+
+def _locate(spec: str) -> tuple[str, float, Optional[list[str]]]:
+    """A spec -> (path, fraction, shard URLs or None for a CSV/TSV file or a folder)."""
     path, fraction = parse_source(spec)
     if not path.strip():
         raise ClipagError(f"empty data source {spec!r}; give {SUPPORTED}")
     if _is_tar(path):
-        return Shards(_tar_urls(path), fraction)
+        return path, fraction, _tar_urls(path)
     local = Path(path)
-    if not local.exists():
+    try:
+        exists = local.exists()
+    except OSError as err:  # a name too long for the file system, say
+        raise ClipagError(f"cannot use data source {path[:80]!r} ({err.strerror}); give {SUPPORTED}") from None
+    if not exists:
         raise ClipagError(f"data source not found: {path}; give {SUPPORTED}")
     if local.is_dir():
         tars = sorted(str(p) for p in local.glob("*.tar"))
-        if tars:
-            return Shards(tars, fraction)
-        dataset = CaptionFolder(local, image_size)
-    elif local.suffix.lower() in (".csv", ".tsv"):
-        dataset = CsvDataset(local, image_size, img_key, caption_key, separator)
-    else:
+        return path, fraction, tars or None
+    if local.suffix.lower() not in (".csv", ".tsv"):
         raise ClipagError(f"unknown kind of data source: {path}; supported: {SUPPORTED}")
+    return path, fraction, None
+
+
+def _open_source(spec: str, image_size: int, seed: int, img_key: str, caption_key: str,
+                 separator: Optional[str]) -> Union[Dataset, Shards]:
+    path, fraction, urls = _locate(spec)
+    if urls is not None:
+        return Shards(urls, fraction)
+    local = Path(path)
+    if local.is_dir():
+        dataset = CaptionFolder(local, image_size)
+    else:
+        dataset = CsvDataset(local, image_size, img_key, caption_key, separator)
     if len(dataset) == 0:
         raise ClipagError(f"no samples found in {path}; a CSV needs data rows, a folder needs .tar shards "
                           f"or images with NAME.txt captions")

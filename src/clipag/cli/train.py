@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..errors import ClipagError
 from ..training import OBJECTIVES, TrainConfig, read_recipe, train
-from .args import non_negative_float, non_negative_int, positive_float, positive_int
+from .args import non_negative_float, non_negative_int, positive_float, positive_int, seed
 
 
 def add_parser(subparsers) -> None:
@@ -41,7 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--grad-clip", type=positive_float, help=f"max gradient norm (default {d.grad_clip})")
     p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), help="fp32, or bf16/fp16 autocast (default fp32)")
     p.add_argument("--device", help="auto (default), cpu, cuda or mps; under torchrun each rank takes cuda:LOCAL_RANK")
-    p.add_argument("--seed", type=int, help="seed of data order and attack starts (default 0)")
+    p.add_argument("--seed", type=seed, help="seed of data order and attack starts, 0 to 2**32-1 (default 0)")
     p.add_argument("--negatives", choices=("local", "global"),
                    help="contrastive negatives under DDP: each rank's own batch (default) or gathered from all ranks")
     p.add_argument("--train-text", dest="train_text", action="store_true", default=None,
@@ -54,6 +54,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--save-every", type=positive_int, help=f"checkpoint every N steps (default {d.save_every})")
     p.add_argument("--log-every", type=positive_int, help=f"log every N steps (default {d.log_every})")
     p.add_argument("--resume", help="latest (the run's newest checkpoint, if any) or a checkpoint file")
+    p.add_argument("--allow-changed-settings", action="store_true", default=None,
+                   help="resume even with another model, data, objective, attack, batch size, seed, negatives, "
+                        "text training or precision than the checkpoint's (changed steps, lr and the like "
+                        "are always allowed, and reported)")
     p.add_argument("--csv-img-key", help="CSV column of image paths (default filepath)")
     p.add_argument("--csv-caption-key", help="CSV column of captions (default title)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -65,7 +69,11 @@ ATTACK_OPTIONS = {"norm": "norm", "eps": "eps", "attack_steps": "steps", "step_s
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """Recipe values first, then every option given on the command line."""
     settings = read_recipe(args.config) if args.config else {}
-    attack = dict(settings.pop("attack", {}))
+    attack = settings.pop("attack", {})
+    if not isinstance(attack, dict):
+        raise ClipagError(f"the attack setting must be an object such as {{\"eps\": 1.5}}, got {attack!r}; "
+                          f"fix the recipe")
+    attack = dict(attack)
     for option, field in ATTACK_OPTIONS.items():
         if option in settings:
             attack[field] = settings.pop(option)
@@ -96,6 +104,8 @@ def read_classes(path: str | None) -> list[str] | None:
         names = [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
     except OSError as err:
         raise ClipagError(f"cannot read class names from {path} ({err.strerror})") from None
+    except UnicodeDecodeError:
+        raise ClipagError(f"cannot read class names from {path}: it is not UTF-8 text; give one name per line") from None
     if not names:
         raise ClipagError(f"{path} lists no class names; give one per line")
     return names

@@ -70,6 +70,49 @@ def load_checkpoint(path: Path) -> dict:
                           f"one or start afresh") from None
 
 
+def read_resumable(path: Path) -> dict:
+    """A training checkpoint's contents; a ClipagError for a file that is not one (a plain state dict)."""
+    state = load_checkpoint(path)
+    keys = state.keys() if isinstance(state, dict) else ()
+    missing = [key for key in ("step", "state_dict", "optimizer") if key not in keys]
+    if missing or not isinstance(state["step"], int):
+        raise ClipagError(f"{path} is not a training checkpoint (it has no {', '.join(missing) or 'step number'}); "
+                          f"to start from its weights, give it as --model ARCH:{path} without --resume")
+    return state
+
+
+def restore(state: dict, path: Path, model: torch.nn.Module, optimizer, scaler) -> None:
+    """Load a checkpoint read by `read_resumable` into the model, optimiser and scaler.
+
+    Weights that do not fit the model (another architecture) and an optimiser state that does not fit
+    the trained parameters are refused with a ClipagError.
+    """
+    mismatch = _mismatch(model.state_dict(), state["state_dict"])
+    if mismatch:
+        raise ClipagError(f"checkpoint {path} does not fit the model ({mismatch}); resume with the --model "
+                          f"(architecture) the run was started with")
+    model.load_state_dict(state["state_dict"])
+    try:
+        optimizer.load_state_dict(state["optimizer"])
+    except (ValueError, KeyError, TypeError, RuntimeError) as err:
+        raise ClipagError(f"the optimiser state in {path} does not fit this run's trained parameters ({err}); "
+                          f"resume with the run's --objective and text-tower setting") from None
+    if "scaler" in state:
+        scaler.load_state_dict(state["scaler"])
+
+
+def _mismatch(own: dict, given) -> str:
+    """What keeps `given` weights from loading into a model with state dict `own` ('' when nothing)."""
+    if not isinstance(given, dict):
+        return "it holds no weights"
+    missing = [k for k in own if k not in given]
+    unexpected = [k for k in given if k not in own]
+    shaped = [k for k in own if k in given and tuple(getattr(given[k], "shape", ())) != tuple(own[k].shape)]
+    parts = [f"{len(keys)} {what}" for keys, what in
+             ((missing, "missing"), (unexpected, "unexpected"), (shaped, "differently shaped")) if keys]
+    return f"{', '.join(parts)} tensors, e.g. {(missing + unexpected + shaped)[0]}" if parts else ""
+
+
 def export_model(run_dir: Path, model: torch.nn.Module, arch_config: Optional[dict]) -> Path:
     """Write the weights as safetensors and, when the architecture's config is known, open_clip_config.json."""
     run_dir = Path(run_dir)

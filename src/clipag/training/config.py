@@ -3,15 +3,26 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 from ..attack import AttackConfig
+from ..cli.args import SEED_MAX
 from ..errors import ClipagError
 
 OBJECTIVES = ("clipag", "tecoa", "fare", "clean")
 NEGATIVES = ("local", "global")
+PRECISIONS = ("fp32", "bf16", "fp16")
+# Settings that decide what the run computes: resuming with another value is refused unless
+# allow_changed_settings. The others (steps, the optimiser's lr, decay, warmup and clipping, how the
+# batch is split over ranks and micro-batches, devices, workers, logging and saving) may change and
+# are reported; the optimiser's state carries over and the lr schedule follows the new values.
+RESUME_FIXED = ("model", "data", "objective", "attack", "batch_size", "seed", "negatives", "train_text",
+                "precision", "csv_img_key", "csv_caption_key", "tecoa_template")
+NOT_COMPARED = ("resume", "allow_changed_settings")
 
 
 @dataclass
@@ -42,6 +53,7 @@ class TrainConfig:
     csv_img_key: str = "filepath"
     csv_caption_key: str = "title"
     tecoa_template: str = "a photo of a {}."
+    allow_changed_settings: bool = False  # resume even when a RESUME_FIXED setting changed
 
     @property
     def text_trainable(self) -> bool:
@@ -52,6 +64,13 @@ class TrainConfig:
         return round(0.05 * self.steps) if self.warmup_steps is None else self.warmup_steps
 
     def validate(self, world_size: int = 1) -> None:
+        _check_types(self)
+        _check_types(self.attack)
+        numbers = {"lr": self.lr, "weight-decay": self.weight_decay, "grad-clip": self.grad_clip,
+                   "eps": self.attack.eps, "step-size": self.attack.step_size}
+        for name, value in numbers.items():
+            if value is not None and not math.isfinite(value):
+                raise ClipagError(f"{name} must be a finite number, got {value}; fix the recipe or the option")
         if self.objective not in OBJECTIVES:
             raise ClipagError(f"unknown objective {self.objective!r}; use one of {', '.join(OBJECTIVES)}")
         if self.objective != "clean":
@@ -63,13 +82,20 @@ class TrainConfig:
         for name in ("batch_size", "accum_steps", "steps", "save_every", "log_every", "keep_checkpoints"):
             if getattr(self, name) <= 0:
                 raise ClipagError(f"{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
+        for name in ("workers", "warmup_steps"):
+            if (getattr(self, name) or 0) < 0:
+                raise ClipagError(f"{name.replace('_', '-')} must be 0 or more, got {getattr(self, name)}")
+        if not 0 <= self.seed <= SEED_MAX:
+            raise ClipagError(f"seed {self.seed} is out of range; use 0 to {SEED_MAX}")
+        if self.precision not in PRECISIONS:
+            raise ClipagError(f"unknown precision {self.precision!r}; use one of {', '.join(PRECISIONS)}")
         per_step = world_size * self.accum_steps
         if self.batch_size % per_step:
             raise ClipagError(
                 f"batch size {self.batch_size} does not divide across {world_size} rank(s) x "
                 f"{self.accum_steps} accumulation step(s); use a multiple of {per_step}")
-        if not self.lr > 0:
-            raise ClipagError(f"learning rate must be positive, got {self.lr}")
+        if not 0 < self.lr <= 1:  # AdamW moves a weight by up to lr a step: above 1 is never useful
+            raise ClipagError(f"learning rate must be positive and at most 1, got {self.lr}")
         if self.weight_decay < 0 or (self.grad_clip is not None and self.grad_clip <= 0):
             raise ClipagError("weight decay must be >= 0 and gradient clipping > 0")
 
@@ -83,11 +109,90 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, settings: dict) -> "TrainConfig":
         settings = dict(settings)
-        attack = AttackConfig(**settings.pop("attack", {}))
-        unknown = set(settings) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ClipagError(f"unknown training settings {sorted(unknown)}; see `clipag train --help`")
-        return cls(attack=attack, **settings)
+        attack = settings.pop("attack", {})
+        if not isinstance(attack, dict):
+            raise ClipagError(f"the attack setting must be an object of {_names(AttackConfig)}, got {attack!r}")
+        for kind, given in ((AttackConfig, attack), (cls, settings)):
+            unknown = set(given) - {f.name for f in dataclasses.fields(kind)}
+            if unknown:
+                what = "attack" if kind is AttackConfig else "training"
+                raise ClipagError(f"unknown {what} settings {sorted(unknown)}; see `clipag train --help`")
+        return cls(attack=AttackConfig(**attack), **settings)
+
+
+def changed_settings(stored: dict, config: TrainConfig) -> dict[str, list]:
+    """Settings a checkpoint was made with that `config` changes: {"steps": [4, 8], "attack.eps": [...]}.
+
+    Settings the checkpoint does not record (made by an older version) are not compared."""
+    old, new = _flat(_effective(stored)), _flat(_effective(config.to_dict()))
+    return {name: [old.get(name), new.get(name)] for name in sorted(old.keys() & new.keys())
+            if name.split(".")[0] not in NOT_COMPARED and old.get(name) != new.get(name)}
+
+
+def fixed_changes(changes: dict[str, list]) -> dict[str, list]:
+    """The changes that alter what a resumed run computes (see RESUME_FIXED)."""
+    return {name: change for name, change in changes.items() if name.split(".")[0] in RESUME_FIXED}
+
+
+def describe_changes(changes: dict[str, list]) -> str:
+    """'steps 4 -> 8, attack.eps 1.5 -> 0.5'."""
+    show = lambda value: json.dumps(value, default=str)
+    return ", ".join(f"{name.replace('_', '-')} {show(a)} -> {show(b)}" for name, (a, b) in changes.items())
+
+
+def _effective(settings: dict) -> dict:
+    """Settings with defaults that depend on others resolved (train_text None: only for clean)."""
+    settings = dict(settings)
+    if settings.get("train_text") is None and "objective" in settings:
+        settings["train_text"] = settings["objective"] == "clean"
+    return settings
+
+
+def _flat(settings: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def _check_types(settings) -> None:
+    """ClipagError for the first field of a dataclass whose value is not of its annotated type."""
+    hints = typing.get_type_hints(type(settings))
+    for f in dataclasses.fields(settings):
+        value = getattr(settings, f.name)
+        if not _is_a(value, hints[f.name]):
+            raise ClipagError(f"setting {f.name.replace('_', '-')} must be {_kind(hints[f.name])}, got {value!r}; "
+                              f"fix the recipe or the option")
+
+
+def _is_a(value, hint) -> bool:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Union:
+        return any(_is_a(value, arg) for arg in args)
+    if origin is list:
+        return isinstance(value, list) and all(_is_a(v, args[0]) for v in value)
+    if hint in (int, float) and isinstance(value, bool):
+        return False
+    if hint is float:
+        return isinstance(value, (int, float))
+    return isinstance(value, type(None) if hint is None else hint)
+
+
+def _kind(hint) -> str:
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) is Union:
+        return " or ".join(_kind(arg) for arg in args)
+    if typing.get_origin(hint) is list:
+        return f"a list of {_kind(args[0])}s"
+    return {int: "an integer", float: "a number", str: "text", bool: "true or false",
+            type(None): "null"}.get(hint, getattr(hint, "__name__", str(hint)))
+
+
+def _names(kind) -> str:
+    return ", ".join(f.name for f in dataclasses.fields(kind))
 
 
 def read_recipe(path: str | Path) -> dict:
@@ -95,7 +200,7 @@ def read_recipe(path: str | Path) -> dict:
     path = Path(path)
     try:
         recipe = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ClipagError(f"cannot read recipe {path} ({err}); give a JSON file of training options") from None
     if not isinstance(recipe, dict):
         raise ClipagError(f"recipe {path} must be a JSON object of option names to values")

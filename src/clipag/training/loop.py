@@ -26,11 +26,12 @@ from tqdm import tqdm
 from ..attack import pgd
 from ..errors import ClipagError
 from ..guide import Guide
-from ..io import environment, save_json
+from ..io import atomic_path, check_out_dir, environment, remove_stale_temps, save_json
 from ..loading import LoadedModel, load_model
-from .checkpoint import export_model, list_checkpoints, load_checkpoint, resolve_resume, save_checkpoint
-from .config import TrainConfig
+from .checkpoint import export_model, list_checkpoints, read_resumable, resolve_resume, restore, save_checkpoint
+from .config import TrainConfig, changed_settings, describe_changes, fixed_changes
 from .distributed import World, all_reduce_sum, barrier, close_world, init_world, sum_gradients
+from .lock import run_lock
 from .objectives import MicroBatch, Objective, make_objective
 
 LOG_FIELDS = ("step", "loss", "clean_similarity", "adversarial_similarity", "lr", "images_per_second",
@@ -38,23 +39,39 @@ LOG_FIELDS = ("step", "loss", "clean_similarity", "adversarial_similarity", "lr"
 
 
 def train(config: TrainConfig, progress: bool = True, classes: Optional[list[str]] = None) -> Path:
-    """Run (or resume) training as `config` says; returns the run folder. Works under torchrun."""
+    """Run (or resume) training as `config` says; returns the run folder. Works under torchrun.
+
+    Nothing is written before the cheap checks pass: the settings, --out, the data sources, and the
+    checkpoint to resume from, which must be a training checkpoint of the same architecture, at most at
+    `steps`, and made with the same RESUME_FIXED settings unless `allow_changed_settings` (see config;
+    the other changes, such as more steps, are printed and recorded in settings-resume-N.json). The run
+    holds RUN/.lock throughout (see .lock), first removes the temporary files of killed writes, and
+    stops with a ClipagError at the first step whose loss or weights are not finite, saving nothing of
+    that step, so the latest checkpoint stays the last good one.
+    """
+    from ..data import check_sources
     world = init_world(config.device)
     try:
-        return _train(config, world, progress, classes)
+        config.validate(world.size)
+        run_dir = check_out_dir(config.out)
+        check_sources(config.data)
+        with run_lock(run_dir, world):
+            return _train(config, world, run_dir, progress, classes)
     finally:
         close_world()
 
 
-def _train(config: TrainConfig, world: World, progress: bool, classes: Optional[list[str]]) -> Path:
+def _train(config: TrainConfig, world: World, run_dir: Path, progress: bool,
+           classes: Optional[list[str]]) -> Path:
     from ..data import ImageCache, build_dataset
 
-    config.validate(world.size)
-    run_dir = Path(config.out)
+    removed = remove_stale_temps(run_dir) if world.is_main else 0
     resume_from = resolve_resume(run_dir, config.resume)
     if config.resume is None and list_checkpoints(run_dir):
         raise ClipagError(f"{run_dir} already holds a run's checkpoints; continue it with --resume latest, "
                           f"or choose another --out")
+    state = read_resumable(resume_from) if resume_from is not None else None
+    changes = _check_resume(state, resume_from, config) if state is not None else {}
     torch.manual_seed(config.seed)
 
     loaded = load_model(config.model)
@@ -65,27 +82,19 @@ def _train(config: TrainConfig, world: World, progress: bool, classes: Optional[
     optimizer = torch.optim.AdamW(_param_groups(guide.model, config.weight_decay), lr=config.lr)
     scaler = torch.amp.GradScaler(world.device.type, enabled=config.precision == "fp16")
     start_step = 0
-    if resume_from is not None:
-        state = load_checkpoint(resume_from)
-        guide.model.load_state_dict(state["state_dict"])
-        optimizer.load_state_dict(state["optimizer"])
-        if "scaler" in state:
-            scaler.load_state_dict(state["scaler"])
-        start_step = int(state["step"])
+    if state is not None:
+        restore(state, resume_from, guide.model, optimizer, scaler)
+        start_step = state["step"]
+        del state
 
     dataset = build_dataset(config.data, guide.image_size[0], seed=config.seed,
                             csv_img_key=config.csv_img_key, csv_caption_key=config.csv_caption_key)
     if config.cache_images:
         dataset = ImageCache(dataset)
     micro_batches = _micro_batches(dataset, config, world, start_step)
-    settings = {**config.to_dict(), "world_size": world.size, "micro_batch": config.micro_batch(world.size),
-                "start_step": start_step, **environment()}
     if world.is_main:
-        print(_summary(config, world, start_step), flush=True)
-        save_json(settings, run_dir / ("settings.json" if start_step == 0 else f"settings-resume-{start_step}.json"))
-        if start_step:
-            print(f"resuming {run_dir} from step {start_step} ({resume_from.name})")
-    logger = _CsvLog(run_dir / "log.csv") if world.is_main else None
+        _announce(config, world, run_dir, start_step, resume_from, changes, removed)
+    logger = _CsvLog(run_dir / "log.csv", start_step) if world.is_main else None
     bar = tqdm(range(start_step, config.steps), initial=start_step, total=config.steps, unit="step",
                desc="train", disable=not (progress and world.is_main))
     skipped = 0
@@ -96,6 +105,7 @@ def _train(config: TrainConfig, world: World, progress: bool, classes: Optional[
         skipped += sum(b.pop("skipped") for b in batches)
         batches = [MicroBatch(b["images"].to(world.device), b["captions"], b["index"]) for b in batches]
         loss = _optimisation_step(objective, batches, config, step, parameters, optimizer, scaler, world)
+        _check_finite(loss, parameters, step + 1, run_dir)
         seconds = time.perf_counter() - started
         if (step + 1) % config.log_every == 0 or step + 1 == config.steps:
             row = _log_row(objective, batches[0], step + 1, loss, lr, config.batch_size / seconds,
@@ -112,6 +122,48 @@ def _train(config: TrainConfig, world: World, progress: bool, classes: Optional[
         export_model(run_dir, guide.model, _arch_config(loaded))
     barrier(world)
     return run_dir
+
+
+def _check_resume(state: dict, path: Path, config: TrainConfig) -> dict[str, list]:
+    """The settings `config` changes from the checkpoint's; a ClipagError for changes it cannot take."""
+    if state["step"] > config.steps:
+        raise ClipagError(f"{path} is at step {state['step']}, beyond --steps {config.steps}; "
+                          f"give --steps {state['step']} or more")
+    stored = state.get("settings")
+    changes = changed_settings(stored, config) if isinstance(stored, dict) else {}
+    fixed = fixed_changes(changes)
+    if fixed and not config.allow_changed_settings:
+        raise ClipagError(f"{path} was made with other settings ({describe_changes(fixed)}), so resuming would "
+                          f"not continue that run; pass --allow-changed-settings to resume anyway, or start "
+                          f"afresh with another --out")
+    return changes
+
+
+def _announce(config: TrainConfig, world: World, run_dir: Path, start_step: int, resume_from: Optional[Path],
+              changes: dict, removed: int) -> None:
+    """Print what the run does and write its settings (rank 0)."""
+    leftovers = f"; removed {removed} temporary file(s) of killed writes" if removed else ""
+    print(_summary(config, world, start_step) + leftovers, flush=True)
+    settings = {**config.to_dict(), "world_size": world.size, "micro_batch": config.micro_batch(world.size),
+                "start_step": start_step, **environment()}
+    if start_step:
+        settings["changed_settings"] = changes
+        print(f"resuming {run_dir} from step {start_step} ({resume_from.name})")
+    if changes:
+        print(f"resuming with changed settings: {describe_changes(changes)}")
+    save_json(settings, run_dir / ("settings.json" if start_step == 0 else f"settings-resume-{start_step}.json"))
+
+
+def _check_finite(loss: float, parameters: list, step: int, run_dir: Path) -> None:
+    """Stop (on every rank alike) at a step whose loss or updated weights are not finite, before saving."""
+    weights = bool(torch.stack([torch.isfinite(p).all() for p in parameters]).all())
+    if math.isfinite(loss) and weights:
+        return
+    saved = list_checkpoints(run_dir)
+    latest = saved[-1].name if saved else "none"
+    raise ClipagError(f"training diverged at step {step} (loss {loss}, weights {'' if weights else 'not '}finite); "
+                      f"nothing of that step was saved and the latest checkpoint is {latest}; lower --lr, "
+                      f"--weight-decay or --grad-clip, then resume or start again")
 
 
 # ---------------------------------------------------------------- one optimiser step
@@ -281,13 +333,33 @@ def _endless(loader: DataLoader) -> Iterator[dict]:
 
 
 class _CsvLog:
-    def __init__(self, path: Path):
+    """log.csv, appended to; a run starting at step S first drops the rows after S (a killed run's)."""
+
+    def __init__(self, path: Path, start_step: int = 0):
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.exists():
+        if path.exists():
+            self._drop_after(start_step)
+        else:
             with path.open("w", newline="") as f:
                 csv.DictWriter(f, LOG_FIELDS).writeheader()
 
     def write(self, row: dict) -> None:
         with self.path.open("a", newline="") as f:
             csv.DictWriter(f, LOG_FIELDS).writerow(row)
+
+    def _drop_after(self, step: int) -> None:
+        with self.path.open(newline="") as f:
+            rows = list(csv.DictReader(f))
+        kept = [row for row in rows if _logged_step(row) <= step]
+        if len(kept) < len(rows):
+            with atomic_path(self.path) as tmp, tmp.open("w", newline="") as f:
+                writer = csv.DictWriter(f, LOG_FIELDS, extrasaction="ignore")
+                writer.writeheader()
+                writer.writerows(kept)
+
+
+def _logged_step(row: dict) -> int:
+    try:
+        return int(row.get("step") or 0)
+    except ValueError:
+        return 0
