@@ -42,6 +42,11 @@ def main(argv: list[str] | None = None) -> int:
     except ClipagError as err:
         print(f"clipag: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # the file system refused (disk full, permissions): no traceback for that
+        where = f" ({err.filename})" if err.filename else ""
+        print(f"clipag: error: {err.strerror or err}{where}; free space or fix permissions, then run again "
+              f"(finished outputs are kept)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("clipag: interrupted; files already written are complete", file=sys.stderr)
         return 130
