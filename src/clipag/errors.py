@@ -5,6 +5,9 @@ class ClipagError(Exception):
     """A problem with the user's input or environment, with a message that says how to fix it."""
 
 
+SEED_MAX = 2**32 - 1  # numpy's and most tools' seed range; torch and random take any of these
+
+
 def check_finite(config) -> None:
     """Refuse a settings dataclass holding a NaN or infinite number (it would give a black picture)."""
     import dataclasses

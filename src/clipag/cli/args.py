@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import math
 
+from ..errors import SEED_MAX
+
 
 def positive_int(text: str) -> int:
     value = _number(text, int, "an integer")
@@ -33,7 +35,6 @@ def non_negative_float(text: str) -> float:
     return value
 
 
-SEED_MAX = 2**32 - 1  # numpy's and most tools' seed range; torch and random take any of these
 
 
 def seed(text: str) -> int:

@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import Optional, Union
 
 from ..attack import AttackConfig
-from ..cli.args import SEED_MAX
-from ..errors import ClipagError
+from ..errors import SEED_MAX, ClipagError
 
 OBJECTIVES = ("clipag", "tecoa", "fare", "clean")
 NEGATIVES = ("local", "global")
