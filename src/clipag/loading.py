@@ -15,7 +15,9 @@ Checkpoints load through safetensors or `torch.load(weights_only=True)`, never a
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import math
 import os
 import pickle
 import socket
@@ -147,21 +149,81 @@ def _load_file(arch: str, path: Path, quick_gelu: bool = False) -> LoadedModel:
 
 
 def _load_hf_hub(repo_id: str) -> LoadedModel:
-    snapshot = _cached_hf_snapshot(repo_id)
-    if snapshot is not None:
-        return _load_local_dir(snapshot)
-    _require_hub(f"hf-hub:{repo_id}", arch=None)
-    model = open_clip.create_model(f"hf-hub:{repo_id}")
-    return LoadedModel(model, open_clip.get_tokenizer(f"hf-hub:{repo_id}"), "", repo_id,
-                       f"hf-hub:{repo_id}", _preprocess_cfg(model))
+    """Through the Hub's cache: the repo's open_clip_config.json and weights, then as a local folder."""
+    _check_repo_id(repo_id)
+    snapshot = _cached_hf_snapshot(repo_id) or _download_hf_snapshot(repo_id)
+    loaded = _load_local_dir(snapshot, hub_repo=repo_id)
+    loaded.arch, loaded.source = repo_id, f"hf-hub:{repo_id}"
+    return loaded
 
 
-def _load_local_dir(path: Path) -> LoadedModel:
-    if not (path / "open_clip_config.json").is_file():
-        raise ClipagError(f"{path} has no open_clip_config.json; local-dir: needs a folder saved by OpenCLIP")
+def _load_local_dir(path: Path, hub_repo: Optional[str] = None) -> LoadedModel:
+    """OpenCLIP builds the model from the folder's config; the weights are read here (see read_state_dict).
+
+    A Hugging Face tokenizer's files are not in a Hub snapshot of the model, so for `hub_repo` OpenCLIP
+    fetches them by the repo's name; every other tokenizer is built from the folder's config."""
+    config = _read_open_clip_config(path)
+    weights = _weights_in(path)
+    state_dict = read_state_dict(weights)
     ref = f"local-dir:{path}"
-    model = open_clip.create_model(ref)
-    return LoadedModel(model, open_clip.get_tokenizer(ref), "", path.name, str(path), _preprocess_cfg(model))
+    try:
+        with _quiet_logging():
+            model = open_clip.create_model(ref, load_weights=False, pretrained_text=False)
+    except Exception as err:  # a config OpenCLIP cannot build fails in any of its layers' constructors
+        raise ClipagError(f"{path / 'open_clip_config.json'} does not describe a model OpenCLIP can build "
+                          f"({type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}); "
+                          f"save the folder again with clipag or OpenCLIP") from None
+    load_weights(model, state_dict, weights, path.name)
+    hf_tokenizer = "hf_tokenizer_name" in config["model_cfg"]["text_cfg"]
+    tokenizer = open_clip.get_tokenizer(f"hf-hub:{hub_repo}" if hub_repo and hf_tokenizer else ref)
+    return LoadedModel(model, tokenizer, "", path.name, str(path), _preprocess_cfg(model))
+
+
+def _read_open_clip_config(path: Path) -> dict:
+    """The folder's open_clip_config.json, checked for the shape OpenCLIP reads."""
+    config_path = path / "open_clip_config.json"
+    if not config_path.is_file():
+        raise ClipagError(f"{path} has no open_clip_config.json; local-dir: needs a folder saved by OpenCLIP")
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ClipagError(f"cannot read {config_path} as JSON ({err}); save the folder again") from None
+    model_cfg = config.get("model_cfg") if isinstance(config, dict) else None
+    problem = _config_problem(model_cfg, config.get("preprocess_cfg", {}) if isinstance(config, dict) else {})
+    if problem:
+        raise ClipagError(f"{config_path} is not an OpenCLIP config: {problem}; save the folder again")
+    return config
+
+
+def _config_problem(model_cfg, preprocess_cfg) -> str:
+    if not isinstance(model_cfg, dict):
+        return "it needs a model_cfg object"
+    if not isinstance(model_cfg.get("embed_dim"), int) or isinstance(model_cfg.get("embed_dim"), bool):
+        return f"model_cfg.embed_dim must be an integer, got {model_cfg.get('embed_dim')!r}"
+    for tower in ("vision_cfg", "text_cfg"):
+        if not isinstance(model_cfg.get(tower), dict):
+            return f"model_cfg.{tower} must be an object, got {model_cfg.get(tower)!r}"
+    if not isinstance(preprocess_cfg, dict):
+        return f"preprocess_cfg must be an object, got {preprocess_cfg!r}"
+    for key in ("mean", "std"):
+        value = preprocess_cfg.get(key, [0.0, 0.0, 0.0] if key == "mean" else [1.0, 1.0, 1.0])
+        if not (isinstance(value, list) and len(value) == 3 and all(_is_number(v) for v in value)):
+            return f"preprocess_cfg.{key} must be three numbers, got {value!r}"
+    if any(v <= 0 for v in preprocess_cfg.get("std", [1.0])):
+        return f"preprocess_cfg.std must be positive, got {preprocess_cfg['std']!r}"
+    return ""
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _weights_in(path: Path) -> Path:
+    for name in _HF_WEIGHT_NAMES:
+        if (path / name).is_file():
+            return path / name
+    raise ClipagError(f"{path} has an open_clip_config.json but no weights; put "
+                      f"{' or '.join(_HF_WEIGHT_NAMES)} beside it")
 
 
 def _build(arch: str, source: str, quick_gelu: bool = False) -> LoadedModel:
@@ -198,7 +260,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         except (SafetensorError, OSError) as err:
             raise ClipagError(f"cannot read {path} as safetensors ({err}); is the file complete?") from None
     else:
-        checkpoint = _torch_load_weights_only(path)
+        checkpoint = torch_load_weights(path)
     if isinstance(checkpoint, dict) and isinstance(checkpoint.get("state_dict"), dict):
         checkpoint = checkpoint["state_dict"]
     if not isinstance(checkpoint, dict) or not all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
@@ -206,18 +268,39 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return {_strip_prefixes(k): v for k, v in checkpoint.items()}
 
 
-def _torch_load_weights_only(path: Path):
+def torch_load_weights(path: Path):
+    """`torch.load(weights_only=True)` on the CPU, every failure a one-line ClipagError.
+
+    Torch's weights-only unpickler refuses any global it does not know (a class, a function) before
+    calling it, so a file that would run code when unpickled raises here and runs nothing; the message
+    says so rather than repeating torch's advice to retry with weights_only=False."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's note on the pickle protocol comes before our refusal
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        refused = [line.strip() for line in str(err).splitlines() if "Unsupported global" in line]
-        if not refused:
-            raise ClipagError(f"cannot read checkpoint {path}: not a PyTorch or safetensors file") from None
-        raise ClipagError(
-            f"{path} holds Python objects besides weights, which clipag will not unpickle "
-            f"({refused[0]}); re-save only its state_dict, or convert it to .safetensors") from None
-    except (RuntimeError, EOFError, OSError) as err:
-        raise ClipagError(f"cannot read checkpoint {path} ({str(err).splitlines()[0]}); is the file complete?") from None
+        raise ClipagError(_refusal(path, str(err))) from None
+    except Exception as err:  # weights-only loading runs no code: anything else is a damaged or foreign file
+        raise ClipagError(_unreadable(path, err)) from None
+
+
+def _refusal(path: Path, message: str) -> str:
+    lines = [line.strip() for line in message.splitlines()]
+    named = [line for line in lines if "unsupported global" in line.lower()]
+    with open(path, "rb") as f:
+        pickled = f.read(1) == b"\x80"  # a pickle's first opcode is PROTO; text and other formats are not pickles
+    if not named and not pickled:
+        return _unreadable(path, None)
+    what = named[0].rstrip(".") if named else "a pickle that torch's weights-only reader cannot read"
+    return (f"{path} holds Python objects ({what}); clipag will not unpickle it, since unpickling can run "
+            f"code. Re-save only its weights (torch.save(model.state_dict(), ...)) or convert them to .safetensors")
+
+
+def _unreadable(path: Path, err: Optional[Exception]) -> str:
+    detail = f" ({type(err).__name__}: {str(err).splitlines()[0][:200]})" if err is not None and str(err).strip() else ""
+    empty = " it is empty;" if path.stat().st_size == 0 else ""
+    return (f"cannot read checkpoint {path}: not a PyTorch or safetensors file, or one cut short{detail};{empty} "
+            f"copy it again, or give a .safetensors file")
 
 
 def _strip_prefixes(key: str) -> str:
@@ -280,6 +363,37 @@ def _cached_hf_snapshot(repo_id: str) -> Optional[Path]:
         return None
     folder = Path(config).parent
     return folder if any((folder / name).is_file() for name in _HF_WEIGHT_NAMES) else None
+
+
+def _check_repo_id(repo_id: str) -> None:
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as err:
+        raise ClipagError(f"hf-hub:{repo_id} does not name a Hub repository ({str(err).splitlines()[0]}); "
+                          f"give hf-hub:ORG/NAME, such as hf-hub:laion/CLIP-ViT-B-32-laion2B-s34B-b79K") from None
+
+
+def _download_hf_snapshot(repo_id: str) -> Path:
+    """Download the repo's config and first weights file found (safetensors first) into the Hub cache."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, RepositoryNotFoundError
+    _require_hub(f"hf-hub:{repo_id}", arch=None)
+    try:
+        folder = Path(hf_hub_download(repo_id, "open_clip_config.json")).parent
+        for name in _HF_WEIGHT_NAMES:
+            try:
+                hf_hub_download(repo_id, name)
+                return folder
+            except EntryNotFoundError:
+                continue
+    except RepositoryNotFoundError:
+        raise ClipagError(f"hf-hub:{repo_id} is not on the Hub (or is private); check the name") from None
+    except EntryNotFoundError:
+        raise ClipagError(f"hf-hub:{repo_id} has no open_clip_config.json: it is not an OpenCLIP model") from None
+    except (HfHubHTTPError, OSError) as err:
+        raise ClipagError(f"cannot download hf-hub:{repo_id} ({str(err).splitlines()[0]}); try again") from None
+    raise ClipagError(f"hf-hub:{repo_id} has no OpenCLIP weights ({', '.join(_HF_WEIGHT_NAMES)})")
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:

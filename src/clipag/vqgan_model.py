@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import ClipagError
+from .errors import ClipagError, check_types
 
 
 @dataclass
@@ -36,15 +36,37 @@ class VQGANConfig:
     def from_yaml(cls, path: str | Path) -> "VQGANConfig":
         import yaml
         try:
-            params = yaml.safe_load(Path(path).read_text())["model"]["params"]
+            params = yaml.safe_load(Path(path).read_text(encoding="utf-8"))["model"]["params"]
             dd = params["ddconfig"]
-            return cls(n_embed=params["n_embed"], embed_dim=params["embed_dim"], z_channels=dd["z_channels"],
-                       resolution=dd["resolution"], in_channels=dd["in_channels"], out_ch=dd["out_ch"], ch=dd["ch"],
-                       ch_mult=list(dd["ch_mult"]), num_res_blocks=dd["num_res_blocks"],
-                       attn_resolutions=list(dd["attn_resolutions"]))
-        except (OSError, yaml.YAMLError, KeyError, TypeError) as err:
-            raise ClipagError(f"{path} is not a taming-transformers VQGAN config ({type(err).__name__}: {err}); "
-                              f"give the .yaml that comes with the checkpoint") from None
+            config = cls(n_embed=params["n_embed"], embed_dim=params["embed_dim"], z_channels=dd["z_channels"],
+                         resolution=dd["resolution"], in_channels=dd["in_channels"], out_ch=dd["out_ch"],
+                         ch=dd["ch"], ch_mult=list(dd["ch_mult"]), num_res_blocks=dd["num_res_blocks"],
+                         attn_resolutions=list(dd["attn_resolutions"]))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError, IndexError) as err:
+            raise ClipagError(f"{path} is not a taming-transformers VQGAN config ({type(err).__name__}: "
+                              f"{str(err).splitlines()[0][:200] if str(err) else ''}); give the .yaml that comes "
+                              f"with the checkpoint") from None
+        config.validate(f"fix {path} or give the .yaml that comes with the checkpoint")
+        return config
+
+    def validate(self, fix: str) -> None:
+        """Types, signs and sizes a VQGAN can be built with; MAX_WIDTH and MAX_CODEBOOK bound the memory."""
+        check_types(self, fix)
+        counts = {"n_embed": self.n_embed, "embed_dim": self.embed_dim, "z_channels": self.z_channels,
+                  "resolution": self.resolution, "in_channels": self.in_channels, "out_ch": self.out_ch,
+                  "ch": self.ch, "num_res_blocks": self.num_res_blocks}
+        bad = [f"{k} {v}" for k, v in counts.items() if v <= 0] + [f"ch_mult {m}" for m in self.ch_mult if m <= 0]
+        if bad or not self.ch_mult:
+            raise ClipagError(f"VQGAN config needs positive sizes and a non-empty ch_mult, got {', '.join(bad) or 'ch_mult []'}; {fix}")
+        if self.ch % 32 or (self.ch * min(self.ch_mult)) % 32:
+            raise ClipagError(f"VQGAN config's ch {self.ch} x ch_mult must be multiples of 32 (its group norms); {fix}")
+        if self.ch * max(self.ch_mult) > MAX_WIDTH or self.n_embed * self.embed_dim > MAX_CODEBOOK:
+            raise ClipagError(f"VQGAN config is far larger than any published VQGAN (width {self.ch * max(self.ch_mult)}, "
+                              f"codebook {self.n_embed} x {self.embed_dim}); {fix}")
+
+
+MAX_WIDTH = 8192  # taming's f16 models are 512 wide at most
+MAX_CODEBOOK = 2**26  # 16384 codes x 256 is 2**22
 
 
 def _norm(channels: int) -> nn.GroupNorm:
@@ -215,7 +237,12 @@ def load_vqgan(config_path: str | Path, checkpoint_path: str | Path) -> VQGAN:
     from .loading import read_state_dict
     model = VQGAN(VQGANConfig.from_yaml(config_path))
     state = {k: v for k, v in read_state_dict(Path(checkpoint_path)).items() if not k.startswith("loss.")}
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # tensors of other shapes: another model size than the config's
+        raise ClipagError(f"{checkpoint_path} does not match the VQGAN described by {config_path} "
+                          f"({str(err).splitlines()[1].strip() if len(str(err).splitlines()) > 1 else err}); "
+                          f"give the config that came with this checkpoint") from None
     if missing or unexpected:
         detail = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
         raise ClipagError(f"{checkpoint_path} does not match the VQGAN described by {config_path} ({detail}, "

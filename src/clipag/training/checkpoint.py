@@ -19,6 +19,7 @@ from safetensors.torch import save_file
 
 from ..errors import ClipagError
 from ..io import atomic_path
+from ..loading import torch_load_weights
 
 EXPORT_NAME = "open_clip_model.safetensors"
 _STEP_FILE = re.compile(r"step_(\d+)\.pt$")
@@ -63,11 +64,8 @@ def resolve_resume(run_dir: Path, resume: Optional[str]) -> Optional[Path]:
 
 
 def load_checkpoint(path: Path) -> dict:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # a damaged file of any kind: say which one
-        raise ClipagError(f"cannot read checkpoint {path} ({type(err).__name__}); resume from an earlier "
-                          f"one or start afresh") from None
+    """A training checkpoint's contents, read without unpickling Python objects (see loading)."""
+    return torch_load_weights(path)
 
 
 def read_resumable(path: Path) -> dict:

@@ -4,13 +4,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Union
+from typing import Optional
 
 from ..attack import AttackConfig
-from ..errors import SEED_MAX, ClipagError
+from ..errors import SEED_MAX, ClipagError, check_types
 
 OBJECTIVES = ("clipag", "tecoa", "fare", "clean")
 NEGATIVES = ("local", "global")
@@ -63,8 +62,8 @@ class TrainConfig:
         return round(0.05 * self.steps) if self.warmup_steps is None else self.warmup_steps
 
     def validate(self, world_size: int = 1) -> None:
-        _check_types(self)
-        _check_types(self.attack)
+        check_types(self, "fix the recipe or the option")
+        check_types(self.attack, "fix the recipe or the option")
         numbers = {"lr": self.lr, "weight-decay": self.weight_decay, "grad-clip": self.grad_clip,
                    "eps": self.attack.eps, "step-size": self.attack.step_size}
         for name, value in numbers.items():
@@ -155,39 +154,6 @@ def _flat(settings: dict, prefix: str = "") -> dict:
         else:
             flat[prefix + key] = value
     return flat
-
-
-def _check_types(settings) -> None:
-    """ClipagError for the first field of a dataclass whose value is not of its annotated type."""
-    hints = typing.get_type_hints(type(settings))
-    for f in dataclasses.fields(settings):
-        value = getattr(settings, f.name)
-        if not _is_a(value, hints[f.name]):
-            raise ClipagError(f"setting {f.name.replace('_', '-')} must be {_kind(hints[f.name])}, got {value!r}; "
-                              f"fix the recipe or the option")
-
-
-def _is_a(value, hint) -> bool:
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin is Union:
-        return any(_is_a(value, arg) for arg in args)
-    if origin is list:
-        return isinstance(value, list) and all(_is_a(v, args[0]) for v in value)
-    if hint in (int, float) and isinstance(value, bool):
-        return False
-    if hint is float:
-        return isinstance(value, (int, float))
-    return isinstance(value, type(None) if hint is None else hint)
-
-
-def _kind(hint) -> str:
-    args = typing.get_args(hint)
-    if typing.get_origin(hint) is Union:
-        return " or ".join(_kind(arg) for arg in args)
-    if typing.get_origin(hint) is list:
-        return f"a list of {_kind(args[0])}s"
-    return {int: "an integer", float: "a number", str: "text", bool: "true or false",
-            type(None): "null"}.get(hint, getattr(hint, "__name__", str(hint)))
 
 
 def _names(kind) -> str:
