@@ -1,4 +1,6 @@
 """Grad-CAM on tiny ViT and ResNet CLIPs, the negation attack, and the alignment measures."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -66,16 +68,69 @@ def test_command_writes_overlays_maps_and_figure(tmp_path, capsys, tiny_checkpoi
     from PIL import Image
 
     from clipag.cli.main import main
-    Image.new("RGB", (50, 40), (200, 30, 30)).save(tmp_path / "a.png")
+    noise = np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(tmp_path / "a.png")
     code = main(["explain", str(tmp_path / "a.png"), "--target", "a red apple", "--model", "clipag-tiny:random",
                  "--model", f"clipag-tiny:{tiny_checkpoint[0]}", "--attack", "negation", "--out", str(tmp_path / "o")])
     assert code == 0
     record = json.loads((tmp_path / "o" / "explain.json").read_text())
     assert len(record["records"]) == 4 and len(record["columns"]) == 5
     heatmap = np.load(record["records"][0]["heatmap"])
-    assert heatmap.shape == (32, 32) and 0 <= heatmap.min() and heatmap.max() <= 1
+    assert heatmap.shape == (40, 50) and 0 <= heatmap.min() and heatmap.max() <= 1  # the picture's own size
+    assert record["records"][0]["crop_box"] == [5, 0, 45, 40]
+    assert heatmap[:, :5].max() == 0 and heatmap[:, 45:].max() == 0 and heatmap[:, 5:45].max() > 0
+    assert Image.open(record["records"][0]["overlay"]).size == (50, 40)
     figure = Image.open(tmp_path / "o" / "figure.png")
-    assert figure.width > 4 * figure.height  # five tiles in a row
+    assert figure.width > 4 * figure.height  # five tiles in a row, at the model's size
+
+
+def test_map_size_model_keeps_the_models_input_size_and_the_same_map(tmp_path, capsys, tiny_checkpoint):
+    import json
+
+    from PIL import Image
+
+    from clipag.cli.main import main
+    noise = np.random.default_rng(0).integers(0, 256, (96, 96, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(tmp_path / "a.png")
+    maps = {}
+    for size in ("image", "model"):
+        assert main(["explain", str(tmp_path / "a.png"), "--target", "a red apple",
+                     "--model", f"clipag-tiny:{tiny_checkpoint[0]}",
+                     "--map-size", size, "--out", str(tmp_path / size)]) == 0
+        record = json.loads((tmp_path / size / "explain.json").read_text())["records"][0]
+        maps[size] = np.load(record["heatmap"])
+    assert maps["image"].shape == (96, 96) and maps["model"].shape == (32, 32)
+    down = torch.nn.functional.interpolate(torch.from_numpy(maps["image"])[None, None], size=(32, 32),
+                                           mode="area")[0, 0].numpy()
+    assert np.abs(down - maps["model"]).mean() < 0.05  # the same map, upsampled
+
+
+def test_images_of_one_name_in_two_folders_do_not_overwrite_each_other(tmp_path, capsys):
+    import json
+
+    from PIL import Image
+
+    from clipag.cli.main import main
+    for folder, colour in (("red", (200, 30, 30)), ("blue", (30, 30, 200))):
+        (tmp_path / "lab" / folder).mkdir(parents=True)
+        Image.new("RGB", (32, 32), colour).save(tmp_path / "lab" / folder / "0.png")
+    images = [str(tmp_path / "lab" / f / "0.png") for f in ("red", "blue")]
+    assert main(["explain", *images, images[0], "--target", "a ball", "--model", "clipag-tiny:random",
+                 "--out", str(tmp_path / "o")]) == 0
+    records = json.loads((tmp_path / "o" / "explain.json").read_text())["records"]
+    assert [r["image"] for r in records] == images  # the repeated image is explained once
+    assert len({r["overlay"] for r in records}) == 2 and all(Path(r["overlay"]).is_file() for r in records)
+
+
+def test_an_unreadable_or_bomb_image_is_a_one_line_error_before_any_model_loads(tmp_path, capsys, monkeypatch):
+    from PIL import Image
+
+    from clipag.cli.main import main
+    Image.new("RGB", (64, 64)).save(tmp_path / "big.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 4,096 pixels is then a decompression bomb
+    code = main(["explain", str(tmp_path / "big.png"), "--model", "no-such-model", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "cannot read image" in err and "DecompressionBomb" in err, err
 
 
 COLOURS = {"red": (1.0, 0.0, 0.0), "green": (0.0, 0.8, 0.0), "blue": (0.0, 0.0, 1.0), "black": (0.0, 0.0, 0.0)}

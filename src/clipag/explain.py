@@ -162,6 +162,77 @@ def overlay(image: torch.Tensor, heatmap: np.ndarray, alpha: float = 0.5) -> tor
     return (1 - alpha) * image.float().cpu() + alpha * colours
 
 
+# ---------------------------------------------------------------- back to the picture's own size
+
+MAX_MAP_SIDE = 2048  # larger pictures are scaled down to this longest side for the written map
+
+
+def centre_crop_box(height: int, width: int) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) of the centred square a model sees of an image (io.square_tensor's crop)."""
+    side = min(height, width)
+    x0, y0 = round((width - side) / 2), round((height - side) / 2)
+    return x0, y0, x0 + side, y0 + side
+
+
+def at_image_size(result: Explanation, clean: torch.Tensor, picture: torch.Tensor) -> tuple[np.ndarray, torch.Tensor]:
+    """An explanation made at the model's size -> (heatmap (H, W), overlay (3, H, W)) on `picture` (3, H, W).
+
+    `clean` is the model-size crop that was explained, or attacked into `result.image`. The map covers the
+    centre crop the model saw and is 0 outside it, where the overlay is dimmed; an attacked picture is
+    `picture` plus the attack's perturbation, upsampled (the attack ran at the model's size, as in the paper).
+    """
+    height, width = picture.shape[-2:]
+    x0, y0, x1, y1 = centre_crop_box(height, width)
+    side = x1 - x0
+    heatmap = np.zeros((height, width), dtype=np.float32)
+    heatmap[y0:y1, x0:x1] = _resize(result.heatmap, (side, side))
+    perturbation = F.interpolate((result.image - clean.cpu())[None].float(), size=(side, side), mode="bilinear",
+                                 align_corners=False)[0]  # (3, side, side); zero when not attacked
+    shown = picture.float().clone()
+    shown[:, y0:y1, x0:x1] = (shown[:, y0:y1, x0:x1] + perturbation).clamp(0, 1)
+    picture_overlay = 0.5 * shown  # outside the crop: dimmed, the model did not see it
+    picture_overlay[:, y0:y1, x0:x1] = overlay(shown[:, y0:y1, x0:x1], heatmap[y0:y1, x0:x1])
+    return heatmap, picture_overlay
+
+
+@dataclass
+class PictureExplanation:
+    """One model's explanation of one picture, ready to write."""
+    model: str
+    target: str
+    attacked: bool
+    result: Explanation  # at the model's size
+    heatmap: np.ndarray  # (H, W): the picture's size, or the model's with map_size="model"
+    overlay: torch.Tensor  # (3, H, W), same size
+    tile: torch.Tensor  # (3, S, S): the model-size overlay, for figures
+
+
+def explain_picture(guides: dict[str, Guide], picture, target: Optional[str] = None, attack: bool = False,
+                    map_size: str = "image") -> list[PictureExplanation]:
+    """Explain a PIL picture under each guide, clean (and attacked): the figure-5 row of one image.
+
+    The picture is centre-cropped and resized to the largest guide's input, as the models see it; with
+    map_size="image" maps and overlays are written back at the picture's size (at most MAX_MAP_SIDE)."""
+    if map_size not in ("image", "model"):
+        raise ClipagError(f"unknown map size {map_size!r}; use image or model")
+    from torchvision.transforms import functional as TF
+    from .io import square_tensor
+    size = max(g.image_size[0] for g in guides.values())
+    clean = square_tensor(picture, size)  # (3, S, S)
+    scale = min(1.0, MAX_MAP_SIDE / max(picture.size))
+    full = TF.to_tensor(picture.resize((max(1, round(picture.width * scale)), max(1, round(picture.height * scale))))
+                        if scale < 1 else picture)  # (3, H, W)
+    target = target or zero_shot_target(next(iter(guides.values())), clean)
+    rows = []
+    for name, guide in guides.items():
+        for attacked in ([False, True] if attack else [False]):
+            result = explain(guide, clean, target, attack=attacked)
+            tile = overlay(result.image, result.heatmap)
+            heatmap, shown = at_image_size(result, clean, full) if map_size == "image" else (result.heatmap, tile)
+            rows.append(PictureExplanation(name, target, attacked, result, heatmap, shown, tile))
+    return rows
+
+
 # ---------------------------------------------------------------- alignment with a known box
 
 def pointing_game(heatmap: np.ndarray, box: tuple[int, int, int, int], tolerance: int = 0) -> bool:

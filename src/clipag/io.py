@@ -301,12 +301,16 @@ def finished_result(stem: str | os.PathLike) -> Optional[dict]:
 
 def load_image(path: str | os.PathLike, size: int) -> torch.Tensor:
     """An image file -> (1, 3, size, size) in [0,1]: centre-cropped square, transparency on white."""
+    return square_tensor(read_picture(path), size).unsqueeze(0)
+
+
+def read_picture(path: str | os.PathLike) -> Image.Image:
+    """`read_rgb` with a one-line ClipagError for a file that is not a readable image."""
     from .errors import ClipagError
     try:
-        rgb = read_rgb(path)
+        return read_rgb(path)
     except DECODE_ERRORS as err:  # missing, not an image, truncated, or a decompression bomb
         raise ClipagError(f"cannot read image {path} ({type(err).__name__}); give a PNG or JPEG file") from None
-    return square_tensor(rgb, size).unsqueeze(0)
 
 
 def square_tensor(image: Image.Image, size: int) -> torch.Tensor:

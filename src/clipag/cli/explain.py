@@ -7,9 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..explain import explain, overlay, zero_shot_target
+from ..explain import centre_crop_box, explain_picture
 from ..guide import Guide
-from ..io import atomic_path, environment, image_grid, load_image, save_json, save_png, slugify
+from ..io import (atomic_path, environment, image_grid, read_picture, save_json, save_png, short_hash, slugify,
+                  square_tensor, unique_stems)
 from .args import add_device_args
 from .generate import DEFAULT_MODEL
 
@@ -25,37 +26,54 @@ def add_parser(subparsers) -> None:
                    "class under the first model, zero-shot, as the paper chooses targets)")
     p.add_argument("--model", action="append", help=f"model; give two to compare (default {DEFAULT_MODEL})")
     p.add_argument("--attack", choices=("none", "negation"), default="none", help="also explain attacked images")
+    p.add_argument("--map-size", choices=("image", "model"), default="image",
+                   help="write maps and overlays at each picture's own size (default; the model sees its centre "
+                        "crop, the rest is dimmed) or at the model's input size")
     p.add_argument("--out", default="outputs/explain", help="output folder (default outputs/explain)")
     add_device_args(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    models = args.model or [DEFAULT_MODEL]
+    models = list(dict.fromkeys(args.model or [DEFAULT_MODEL]))
+    images = list(dict.fromkeys(args.images))
     out = Path(args.out)
-    rows, records = [], []
+    pictures = {path: read_picture(path) for path in images}  # every file checked before any model loads
     guides = {ref: Guide.from_pretrained(ref, device=args.device, precision=args.precision) for ref in models}
-    for path in args.images:
-        image = load_image(path, max(g.image_size[0] for g in guides.values()))[0]  # (3, S, S)
-        row = [image]
-        target = args.target or zero_shot_target(next(iter(guides.values())), image)
-        for reference, guide in guides.items():
-            for attacked in ([False, True] if args.attack == "negation" else [False]):
-                result = explain(guide, image, target, attack=attacked)
-                stem = out / f"{slugify(Path(path).stem)}-{slugify(reference)}-{'attacked' if attacked else 'clean'}"
-                with atomic_path(stem.with_suffix(".npy")) as tmp, open(tmp, "wb") as f:
-                    np.save(f, result.heatmap)
-                picture = overlay(result.image, result.heatmap)
-                save_png(picture, stem.with_suffix(".png"))
-                row.append(picture)
-                records.append({"image": path, "model": reference, "attacked": attacked, "target": target,
-                                "similarity": result.similarity, "negation_similarity": result.negation_similarity,
-                                "overlay": str(stem.with_suffix(".png")), "heatmap": str(stem.with_suffix(".npy"))})
-                print(f"{stem.with_suffix('.png')}  sim(target) {result.similarity:.3f}  "
-                      f"sim(not target) {result.negation_similarity:.3f}")
-        rows += row
-    save_png(image_grid(rows, columns=len(rows) // len(args.images)), out / "figure.png")
-    save_json({"records": records, "columns": ["input"] + [f"{m} {a}" for m in models for a in
-              (["clean", "attacked"] if args.attack == "negation" else ["clean"])], **environment()}, out / "explain.json")
+    model_stems = dict(zip(models, unique_stems(models)))
+    tiles, records = [], []
+    for path, stem in zip(images, image_stems(images)):
+        picture = pictures[path]
+        rows = explain_picture(guides, picture, args.target, attack=args.attack == "negation", map_size=args.map_size)
+        tiles += [square_tensor(picture, rows[0].tile.shape[-1])] + [row.tile for row in rows]
+        for row in rows:
+            name = out / f"{stem}-{model_stems[row.model]}-{'attacked' if row.attacked else 'clean'}"
+            records.append(write_explanation(row, name, path, args.map_size))
+    save_png(image_grid(tiles, columns=len(tiles) // len(images)), out / "figure.png")
+    columns = ["input"] + [f"{m} {a}" for m in models for a in (["clean", "attacked"] if args.attack == "negation"
+                                                                 else ["clean"])]
+    save_json({"records": records, "columns": columns, "settings": {k: v for k, v in vars(args).items()
+               if k != "run"}, **environment()}, out / "explain.json")
     print(f"{out / 'figure.png'}  one row per image")
     return 0
+
+
+def write_explanation(row, name: Path, image: str, map_size: str) -> dict:
+    """NAME.npy (the map) and NAME.png (the overlay); returns their record for explain.json."""
+    with atomic_path(name.with_suffix(".npy")) as tmp, open(tmp, "wb") as f:
+        np.save(f, row.heatmap)
+    save_png(row.overlay, name.with_suffix(".png"))
+    print(f"{name.with_suffix('.png')}  sim(target) {row.result.similarity:.3f}  "
+          f"sim(not target) {row.result.negation_similarity:.3f}")
+    return {"image": image, "model": row.model, "attacked": row.attacked, "target": row.target,
+            "similarity": row.result.similarity, "negation_similarity": row.result.negation_similarity,
+            "map_size": list(row.heatmap.shape),
+            "crop_box": list(centre_crop_box(*row.heatmap.shape)) if map_size == "image" else None,
+            "overlay": str(name.with_suffix(".png")), "heatmap": str(name.with_suffix(".npy"))}
+
+
+def image_stems(paths: list[str]) -> list[str]:
+    """File stems of the images' names; two images of one name (lab/red/0.png, lab/blue/0.png) get the
+    hash of their full paths added, so neither overwrites the other."""
+    names = [slugify(Path(p).stem) for p in paths]
+    return [f"{n}-{short_hash(str(Path(p).resolve()))}" if names.count(n) > 1 else n for n, p in zip(names, paths)]
