@@ -164,7 +164,7 @@ def build_emoji_dataset(source: Path, out: Path, holdout: float = 0.1, seed: int
                 missing += 1
                 continue
             relative = f"images/{style}/{e.image}"
-            with atomic_path(inside(out, relative, what=f"image name in emoji.json")) as tmp:
+            with atomic_path(inside(out, relative, what="image name in emoji.json")) as tmp:
                 tmp.write_bytes(picture)
             written[style] += 1
             split = "heldout" if e.base in held else "train"

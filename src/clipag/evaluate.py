@@ -22,7 +22,7 @@ from .aesthetic import AestheticScorer
 from .distributed import World, gather_shards
 from .errors import ClipagError
 from .guide import Guide
-from .io import DECODE_ERRORS, atomic_path, read_rgb, save_json, square_tensor
+from .io import DECODE_ERRORS, atomic_path, read_csv, read_rgb, save_json, square_tensor
 from .metrics import paired_similarity, r_precision
 
 
@@ -56,26 +56,39 @@ def _from_run_folder(folder: Path, problems: list[str]) -> list[Item]:
     items = []
     for record_file in sorted(folder.rglob("*.json")):
         try:
-            record = json.loads(record_file.read_text())
-        except (OSError, json.JSONDecodeError):
+            record = json.loads(record_file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
             problems.append(f"{record_file}: not readable JSON")
             continue
         if not isinstance(record, dict) or "image" not in record or "prompt" not in record:
             continue  # another kind of JSON (results, settings of a run): not an image record
+        wrong = _wrong_types(record)
+        if wrong:
+            problems.append(f"{record_file}: {wrong}")
+            continue
         image = Path(record["image"])
         if not image.is_absolute() and not image.exists():
             image = record_file.parent / image.name
-        items.append(Item(str(image), record["prompt"], record.get("model", ""), record.get("seed")))
+        items.append(Item(str(image), record["prompt"], record.get("model") or "", record.get("seed")))
     return _readable(items, problems)
 
 
+def _wrong_types(record: dict) -> str:
+    """What in an image record is not of its kind ('' when nothing)."""
+    for key in ("image", "prompt"):
+        if not isinstance(record[key], str) or not record[key]:
+            return f"{key} must be text, got {record[key]!r}"
+    if not isinstance(record.get("model") or "", str):
+        return f"model must be text, got {record['model']!r}"
+    seed = record.get("seed")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+        return f"seed must be an integer, got {seed!r}"
+    return ""
+
+
 def _from_csv(path: Path, problems: list[str]) -> list[Item]:
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        if not {"image", "prompt"} <= set(reader.fieldnames or []):
-            raise ClipagError(f"{path} needs columns image and prompt (it has {', '.join(reader.fieldnames or [])})")
-        rows = list(reader)
-    return _readable([Item(str(path.parent / r["image"]), r["prompt"], r.get("model", "")) for r in rows], problems)
+    rows = read_csv(path, ("image", "prompt"))
+    return _readable([Item(str(path.parent / r["image"]), r["prompt"], r.get("model") or "") for r in rows], problems)
 
 
 def _readable(items: list[Item], problems: list[str]) -> list[Item]:

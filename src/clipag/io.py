@@ -11,6 +11,7 @@ would leave their folder; output names within one call come from `unique_stems`.
 from __future__ import annotations
 
 import contextlib
+import csv
 import hashlib
 import json
 import math
@@ -302,6 +303,33 @@ def finished_result(stem: str | os.PathLike) -> Optional[dict]:
 def load_image(path: str | os.PathLike, size: int) -> torch.Tensor:
     """An image file -> (1, 3, size, size) in [0,1]: centre-cropped square, transparency on white."""
     return square_tensor(read_picture(path), size).unsqueeze(0)
+
+
+def read_csv(path: str | os.PathLike, columns: Sequence[str]) -> list[dict[str, str]]:
+    """The rows of a UTF-8 CSV file that has `columns`, each a dict with those columns filled.
+
+    Text that is not UTF-8, a malformed CSV, missing columns and rows short of a needed cell are
+    one-line ClipagErrors naming the file (and the row)."""
+    from .errors import ClipagError
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            names = reader.fieldnames or []
+            missing = [c for c in columns if c not in names]
+            if missing:
+                raise ClipagError(f"{path} has no column {missing[0]!r} (its columns: {', '.join(names) or 'none'}); "
+                                  f"add it or name another column")
+            rows = list(reader)
+    except UnicodeDecodeError:
+        raise ClipagError(f"cannot read {path}: it is not UTF-8 text; save it as UTF-8 CSV") from None
+    except csv.Error as err:
+        raise ClipagError(f"cannot read {path} as CSV ({err}); check its quoting") from None
+    except OSError as err:
+        raise ClipagError(f"cannot read {path} ({err.strerror})") from None
+    for number, row in enumerate(rows, start=2):
+        if any(row.get(c) is None for c in columns):
+            raise ClipagError(f"{path}, line {number}: a row without {' and '.join(columns)}; fill or delete it")
+    return rows
 
 
 def read_picture(path: str | os.PathLike) -> Image.Image:

@@ -10,7 +10,6 @@ zero-shot metadata (the 80 OpenAI ImageNet templates, or its 18 "simple" ones), 
 """
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
@@ -22,7 +21,7 @@ from .attack import AttackConfig
 from .distributed import World, all_reduce_sum
 from .errors import ClipagError
 from .guide import Guide
-from .io import read_rgb, square_tensor
+from .io import read_csv, read_picture, square_tensor
 from .metrics import zero_shot_accuracy, zero_shot_classifier, zero_shot_logits
 
 ATTACKS = ("pgd", "apgd")
@@ -56,8 +55,9 @@ def templates_for(choice: str) -> list[str]:
         return [f("{}") for f in functions]
     try:
         lines = [line.strip() for line in Path(choice).read_text().splitlines() if line.strip()]
-    except OSError as err:
-        raise ClipagError(f"cannot read templates from {choice} ({err.strerror}); use name, simple, openai "
+    except (OSError, UnicodeDecodeError) as err:
+        reason = err.strerror if isinstance(err, OSError) else "not UTF-8 text"
+        raise ClipagError(f"cannot read templates from {choice} ({reason}); use name, simple, openai "
                           f"or a file of lines like 'a photo of a {{}}.'") from None
     if not lines or any("{}" not in line for line in lines):
         raise ClipagError(f"every template in {choice} must contain {{}} where the class name goes")
@@ -78,7 +78,7 @@ def load_labelled_images(source: str | Path, size: int, class_column: Optional[s
     if not pairs:
         raise ClipagError(f"no images found in {source}; a folder needs CLASS/IMAGE.png files")
     classes = sorted(set(pairs.values()))
-    images = torch.stack([square_tensor(read_rgb(path), size) for path in pairs])  # (N, 3, S, S)
+    images = torch.stack([square_tensor(read_picture(path), size) for path in pairs])  # (N, 3, S, S)
     labels = torch.tensor([classes.index(name) for name in pairs.values()])
     return images, labels, classes
 
@@ -86,14 +86,9 @@ def load_labelled_images(source: str | Path, size: int, class_column: Optional[s
 def _csv_pairs(path: Path, class_column: Optional[str], path_column: str) -> dict[str, str]:
     if not class_column:
         raise ClipagError(f"{path} is a CSV: name its class column with --class-column (e.g. name)")
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in (path_column, class_column) if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ClipagError(f"{path} has no column {missing[0]!r}; its columns: {', '.join(reader.fieldnames or [])}")
-        pairs = {}
-        for row in reader:
-            pairs.setdefault(str(path.parent / row[path_column]), row[class_column])
+    pairs = {}
+    for row in read_csv(path, (path_column, class_column)):
+        pairs.setdefault(str(path.parent / row[path_column]), row[class_column])
     return pairs
 
 

@@ -9,7 +9,7 @@ from ..distributed import World, close_world, init_world
 from ..guide import Guide
 from ..io import atomic_path, environment, save_json
 from ..robustness import ATTACKS, RobustnessConfig, evaluate_robustness, load_labelled_images
-from .args import add_device_args, non_negative_float, positive_int
+from .args import add_device_args, non_negative_float, positive_int, seed
 
 
 def add_parser(subparsers) -> None:
@@ -30,7 +30,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--templates", default="name",
                    help="name ('{}'), simple or openai (OpenCLIP's ImageNet templates), or a file (default name)")
     p.add_argument("--batch-size", type=positive_int, default=128, help="images per batch (default 128)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the attacks' random starts (default 0)")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the attacks' random starts, 0 to 2**32-1 (default 0)")
     p.add_argument("--out", default="outputs/robustness", help="folder for results.json and results.csv")
     add_device_args(p)
     p.set_defaults(run=run)
