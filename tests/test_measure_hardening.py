@@ -90,3 +90,28 @@ def test_binary_template_file_and_out_of_range_seed(tmp_path, capsys):
     with pytest.raises(ClipagError, match="not UTF-8"):
         templates_for(str(binary))
     one_line_error(capsys, ["robustness", str(tmp_path), "--model", "x", "--seed", "-1"], "out of range")
+
+
+def test_damaged_gmm_files_are_one_line_errors(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    from clipag.gmm import FORMAT, ClassGMM
+    path = tmp_path / "gmm.safetensors"
+    cases = [({"format": FORMAT, "size": "4"}, {"means": torch.zeros(2, 48)}, "KeyError"),
+             ({"format": FORMAT, "size": "4", "classes": "[not json"}, {"means": torch.zeros(2, 48)}, "damaged"),
+             ({"format": FORMAT, "size": "4", "classes": '["a", "b"]'}, {"means": torch.zeros(2, 47),
+                                                                          "cov": torch.zeros(2, 47, 47)}, "means are"),
+             ({"format": FORMAT, "size": "4", "classes": '["a", "b"]'}, {"means": torch.zeros(2, 48)}, "neither cov")]
+    for metadata, tensors, fragment in cases:
+        save_file(tensors, str(path), metadata=metadata)
+        with pytest.raises(ClipagError, match=fragment):
+            ClassGMM.load(path)
+
+
+def test_emoji_manifests_that_are_not_objects_are_ignored(tmp_path):
+    from clipag.emoji import _package_name
+    (tmp_path / "package.json").write_text("[1, 2]")
+    assert _package_name(tmp_path / "package.json") is None
+    (tmp_path / "package.json").write_bytes(bytes(range(128, 256)))
+    assert _package_name(tmp_path / "package.json") is None

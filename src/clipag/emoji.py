@@ -74,7 +74,11 @@ class Package:
 
     def version(self) -> str:
         raw = self.read("package.json")
-        return json.loads(raw).get("version", "?") if raw else "?"
+        try:
+            manifest = json.loads(raw) if raw else {}
+        except ValueError:  # not JSON, or not UTF-8
+            return "?"
+        return str(manifest.get("version", "?")) if isinstance(manifest, dict) else "?"
 
     def emoji(self) -> list[Emoji]:
         raw = self.read("emoji.json")
@@ -109,9 +113,10 @@ def find_packages(folder: Path) -> dict[str, Package]:
 
 def _package_name(manifest: Path) -> Optional[str]:
     try:
-        return json.loads(manifest.read_text()).get("name")
-    except (OSError, ValueError):
+        name = json.loads(manifest.read_text(encoding="utf-8")).get("name")
+    except (OSError, ValueError, AttributeError):  # unreadable, not JSON, or not an object
         return None
+    return name if isinstance(name, str) else None
 
 
 def _entries(entries: list[dict], style: str) -> Iterator[Emoji]:

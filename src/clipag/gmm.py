@@ -132,9 +132,32 @@ class ClassGMM:
             raise ClipagError(f"cannot read GMM file {path} ({err}); make one with `clipag gmm fit`") from None
         if metadata.get("format") != FORMAT:
             raise ClipagError(f"{path} is not a clipag GMM file; make one with `clipag gmm fit`")
-        return cls(json.loads(metadata["classes"]), int(metadata["size"]), tensors["means"],
-                   cov=tensors.get("cov"), factors=tensors.get("factors"), diag=tensors.get("diag"),
-                   counts=tensors.get("counts"))
+        try:
+            classes, size, means = json.loads(metadata["classes"]), int(metadata["size"]), tensors["means"]
+        except (KeyError, ValueError) as err:
+            raise ClipagError(f"{path} is a damaged clipag GMM file ({type(err).__name__}: {err}); fit it again "
+                              f"with `clipag gmm fit`") from None
+        gmm = cls(classes, size, means, cov=tensors.get("cov"), factors=tensors.get("factors"),
+                  diag=tensors.get("diag"), counts=tensors.get("counts"))
+        problem = gmm._shape_problem()
+        if problem:
+            raise ClipagError(f"{path} is a damaged clipag GMM file ({problem}); fit it again with `clipag gmm fit`")
+        return gmm
+
+    def _shape_problem(self) -> str:
+        """What keeps the stored tensors from being one Gaussian per class over (3, size, size) images."""
+        count, dim = len(self.classes), self.dim
+        if not (isinstance(self.classes, list) and all(isinstance(c, str) for c in self.classes)) or self.size <= 0:
+            return "its class names or image size are malformed"
+        if tuple(self.means.shape) != (count, dim):
+            return f"means are {tuple(self.means.shape)}, not ({count}, {dim})"
+        if self.cov is not None:
+            return "" if tuple(self.cov.shape) == (count, dim, dim) else f"cov is {tuple(self.cov.shape)}"
+        if self.factors is None or self.diag is None:
+            return "it has neither cov nor factors and diag"
+        if self.factors.shape[:2] != (count, dim) or tuple(self.diag.shape) != (count, dim):
+            return f"factors {tuple(self.factors.shape)} and diag {tuple(self.diag.shape)} do not fit the means"
+        return ""
 
 
 def _low_rank_plus_diag(cov: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
