@@ -135,3 +135,12 @@ def test_train_eps_must_be_positive(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "--eps", "0"])
     assert_one_line_error(exit_info.value.code, capsys.readouterr().err, "--eps", "positive")
+
+
+@pytest.mark.parametrize("argv", [["draw", "a cat", "--out", "x" * 300],
+                                  ["gmm", "fit", ".", "--out", "x" * 300 + ".safetensors"],
+                                  ["generate", "a cat", "--out", "ok/" + "y" * 300 + "/deeper"]])
+def test_an_out_name_too_long_for_the_file_system_is_one_line(capsys, tmp_path, monkeypatch, argv):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(capsys, *argv)
+    assert_one_line_error(code, err, "too long")

@@ -103,6 +103,17 @@ def check_out_dir(path: str | os.PathLike, what: str = "--out") -> Path:
     """Make sure `path` is (or can become) a writable folder, before any compute; ClipagError if not."""
     from .errors import ClipagError
     path = Path(path)
+    try:
+        _check_existing_part(path, what)
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # a name too long for the file system, a read-only disk, ...
+        raise ClipagError(f"cannot create {what} {str(path)[:80]} ({err.strerror}); choose another folder") from None
+    return path
+
+
+def _check_existing_part(path: Path, what: str) -> None:
+    """The nearest existing folder of `path` is a writable folder (ClipagError if not)."""
+    from .errors import ClipagError
     for parent in [path, *path.parents]:
         if parent.exists():
             if not parent.is_dir():
@@ -110,19 +121,18 @@ def check_out_dir(path: str | os.PathLike, what: str = "--out") -> Path:
                 raise ClipagError(f"{what} {path} {where}; give a folder")
             if not os.access(parent, os.W_OK | os.X_OK):
                 raise ClipagError(f"{what} {path}: {parent} is not writable; choose another folder")
-            break
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ClipagError(f"cannot create {what} {path} ({err.strerror}); choose another folder") from None
-    return path
+            return
 
 
 def check_out_file(path: str | os.PathLike, what: str = "--out") -> Path:
     """Make sure the file `path` can be written (its folder writable, itself not a folder)."""
     from .errors import ClipagError
     path = Path(path)
-    if path.is_dir():
+    try:
+        is_dir = path.is_dir()
+    except OSError as err:
+        raise ClipagError(f"cannot use {what} {str(path)[:80]} ({err.strerror}); choose another name") from None
+    if is_dir:
         raise ClipagError(f"{what} {path} is a folder; give a file name")
     check_out_dir(path.parent, what=f"the folder of {what}")
     return path
