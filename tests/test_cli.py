@@ -144,3 +144,18 @@ def test_an_out_name_too_long_for_the_file_system_is_one_line(capsys, tmp_path, 
     monkeypatch.chdir(tmp_path)
     code, _, err = run_cli(capsys, *argv)
     assert_one_line_error(code, err, "too long")
+
+
+LONG = "x" * 300
+
+
+@pytest.mark.parametrize("argv", [
+    ["gmm", "fit", LONG, "--out", "g.safetensors"], ["evaluate", LONG, "--evaluator", "clipag-tiny:random"],
+    ["robustness", LONG, "--model", "clipag-tiny:random"], ["data", "emoji", "--from", LONG, "--out", "e"],
+    ["generate", "a", "--gmm", LONG], ["generate", "a", "--model", f"clipag-tiny:{LONG}"],
+    ["generate", "a", "--model", f"local-dir:{LONG}"], ["explain", LONG, "--model", "clipag-tiny:random"]])
+def test_input_names_too_long_for_the_file_system_are_one_line(capsys, tmp_path, monkeypatch, argv):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(capsys, *argv)
+    assert_one_line_error(code, err)
+    assert "too long" in err or "cannot read image" in err, err

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 from .errors import ClipagError
-from .io import atomic_path, inside, save_json
+from .io import atomic_path, inside, path_kind, save_json
 
 STYLES = {"twitter": "emoji-datasource-twitter", "google": "emoji-datasource-google"}
 LICENCES = {
@@ -94,7 +94,7 @@ class Package:
 def find_packages(folder: Path) -> dict[str, Package]:
     """The twitter and google packages in `folder`: .tgz files, or unpacked folders up to two levels down."""
     folder = Path(folder)
-    if not folder.is_dir():
+    if path_kind(folder, "--from folder") != "dir":
         raise ClipagError(f"folder not found: {folder}; run `npm pack {' '.join(STYLES.values())}` in it first")
     manifests = [*folder.glob("package.json"), *folder.glob("*/package.json"), *folder.glob("*/*/package.json")]
     unpacked = {_package_name(m): m.parent for m in manifests}

@@ -22,7 +22,7 @@ from .aesthetic import AestheticScorer
 from .distributed import World, gather_shards
 from .errors import ClipagError
 from .guide import Guide
-from .io import DECODE_ERRORS, atomic_path, read_csv, read_rgb, save_json, square_tensor
+from .io import DECODE_ERRORS, atomic_path, path_kind, read_csv, read_rgb, save_json, square_tensor
 from .metrics import paired_similarity, r_precision
 
 
@@ -39,9 +39,10 @@ def collect_items(sources: Sequence[str]) -> tuple[list[Item], list[str]]:
     columns; paths relative to the file) -> readable items, and one line per item that cannot be scored."""
     items, problems = [], []
     for source in map(Path, sources):
-        if source.is_dir():
+        kind = path_kind(source, "source")
+        if kind == "dir":
             found = _from_run_folder(source, problems)
-        elif source.suffix.lower() == ".csv" and source.is_file():
+        elif source.suffix.lower() == ".csv" and kind == "file":
             found = _from_csv(source, problems)
         else:
             raise ClipagError(f"{source} is neither a run folder nor a CSV of image,prompt; give one of them")
@@ -67,10 +68,17 @@ def _from_run_folder(folder: Path, problems: list[str]) -> list[Item]:
             problems.append(f"{record_file}: {wrong}")
             continue
         image = Path(record["image"])
-        if not image.is_absolute() and not image.exists():
+        if not image.is_absolute() and _missing(image):
             image = record_file.parent / image.name
         items.append(Item(str(image), record["prompt"], record.get("model") or "", record.get("seed")))
     return _readable(items, problems)
+
+
+def _missing(path: Path) -> bool:
+    try:
+        return not path.exists()
+    except OSError:  # a name the file system refuses: reported as unreadable later
+        return True
 
 
 def _wrong_types(record: dict) -> str:

@@ -22,7 +22,7 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from .errors import ClipagError
-from .io import atomic_path, read_rgb
+from .io import atomic_path, path_kind, read_rgb
 
 FORMAT = "clipag-gmm"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -122,7 +122,7 @@ class ClassGMM:
     def load(cls, path: str | os.PathLike) -> "ClassGMM":
         from safetensors import SafetensorError, safe_open
         path = Path(path)
-        if not path.is_file():
+        if path_kind(path, "GMM file") != "file":
             raise ClipagError(f"GMM file not found: {path}; make one with `clipag gmm fit DATASET --out {path}`")
         try:
             with safe_open(str(path), framework="pt") as f:
@@ -178,7 +178,7 @@ def load_image_folder(root: str | os.PathLike, size: int, max_per_class: Optiona
     Transparent images are composited on white; unreadable files are skipped and counted.
     """
     root = Path(root)
-    if not root.is_dir():
+    if path_kind(root, "dataset folder") != "dir":
         raise ClipagError(f"dataset folder not found: {root}; give a folder with one sub-folder per class")
     classes = sorted(d.name for d in root.iterdir() if d.is_dir())
     files = [(c, p) for c, name in enumerate(classes) for p in _class_files(root / name, max_per_class)]
@@ -253,7 +253,7 @@ def fit_gmm(dataset: str | os.PathLike, out: str | os.PathLike, size: int = 16, 
     if rank is not None and not 1 <= rank <= dim:
         raise ClipagError(f"rank {rank} must be between 1 and {dim} (3*size*size), or omitted for full")
     if Path(dataset).suffix.lower() in (".csv", ".tsv"):
-        if not Path(dataset).is_file():
+        if path_kind(dataset, "dataset file") != "file":
             raise ClipagError(f"dataset file not found: {dataset}")
         if not class_key:
             raise ClipagError(f"{dataset} is a CSV; name its class column with --class-column (e.g. subcategory)")

@@ -18,6 +18,7 @@ import math
 import os
 import platform
 import re
+import stat
 import struct
 import tempfile
 import unicodedata
@@ -122,6 +123,20 @@ def _check_existing_part(path: Path, what: str) -> None:
             if not os.access(parent, os.W_OK | os.X_OK):
                 raise ClipagError(f"{what} {path}: {parent} is not writable; choose another folder")
             return
+
+
+def path_kind(path: str | os.PathLike, what: str = "path") -> str:
+    """"dir", "file" or "missing" (also for a broken link); a ClipagError when the file system refuses
+    the name itself (too long, say), which pathlib's is_dir() and exists() raise as OSError."""
+    from .errors import ClipagError
+    try:
+        status = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return "missing"
+    except (OSError, ValueError) as err:  # ValueError: a NUL byte in the name
+        reason = getattr(err, "strerror", None) or str(err)
+        raise ClipagError(f"cannot use {what} {str(path)[:80]} ({reason}); give another path") from None
+    return "dir" if stat.S_ISDIR(status.st_mode) else "file"
 
 
 def check_out_file(path: str | os.PathLike, what: str = "--out") -> Path:

@@ -30,6 +30,7 @@ import open_clip
 import torch
 
 from .errors import ClipagError
+from .io import path_kind
 from .registry import ModelSpec, get_spec, spec_file
 
 _CONFIG_DIR = Path(__file__).parent / "model_configs"
@@ -120,7 +121,7 @@ def _load_arch(arch: str, source: str) -> LoadedModel:
     if open_clip.get_pretrained_cfg(arch, source):
         return _load_tag(arch, source)
     path = Path(source).expanduser()
-    if path.suffix.lower() in CHECKPOINT_SUFFIXES or path.exists():
+    if path.suffix.lower() in CHECKPOINT_SUFFIXES or path_kind(path, "checkpoint") != "missing":
         return _load_file(arch, path)
     tags = ", ".join(open_clip.list_pretrained_tags_by_model(arch)) or "none"
     raise ClipagError(f"{source!r} is neither a pretrained tag of {arch} ({tags}) nor a checkpoint file")
@@ -182,7 +183,7 @@ def _load_local_dir(path: Path, hub_repo: Optional[str] = None) -> LoadedModel:
 def _read_open_clip_config(path: Path) -> dict:
     """The folder's open_clip_config.json, checked for the shape OpenCLIP reads."""
     config_path = path / "open_clip_config.json"
-    if not config_path.is_file():
+    if path_kind(config_path, "local-dir folder") != "file":
         raise ClipagError(f"{path} has no open_clip_config.json; local-dir: needs a folder saved by OpenCLIP")
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
@@ -250,7 +251,7 @@ def _preprocess_cfg(model) -> dict:
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Read weights safely; unwrap a `state_dict` entry and strip DDP/compile key prefixes."""
     path = Path(path)
-    if not path.is_file():
+    if path_kind(path, "checkpoint") != "file":
         raise ClipagError(f"checkpoint not found: {path}")
     if path.suffix.lower() == ".safetensors":
         from safetensors import SafetensorError

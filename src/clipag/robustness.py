@@ -21,7 +21,7 @@ from .attack import AttackConfig
 from .distributed import World, all_reduce_sum
 from .errors import ClipagError
 from .guide import Guide
-from .io import read_csv, read_picture, square_tensor
+from .io import path_kind, read_csv, read_picture, square_tensor
 from .metrics import zero_shot_accuracy, zero_shot_classifier, zero_shot_logits
 
 ATTACKS = ("pgd", "apgd")
@@ -69,9 +69,10 @@ def load_labelled_images(source: str | Path, size: int, class_column: Optional[s
     """An image folder (one subfolder per class) or a CSV (image path + class column) ->
     images (N, 3, size, size) in [0,1], labels (N,), sorted class names. Each image file counts once."""
     source = Path(source)
-    if source.is_dir():
+    kind = path_kind(source, "data")
+    if kind == "dir":
         pairs = {str(p): p.parent.name for p in sorted(source.glob("*/*")) if p.suffix.lower() in IMAGE_SUFFIXES}
-    elif source.suffix.lower() == ".csv" and source.is_file():
+    elif source.suffix.lower() == ".csv" and kind == "file":
         pairs = _csv_pairs(source, class_column, path_column)
     else:
         raise ClipagError(f"{source} is neither a folder of class subfolders nor a CSV file; give one of them")
