@@ -310,3 +310,21 @@ def test_a_missing_setting_is_not_a_change():
     del stored["tecoa_template"]  # a checkpoint of an older version
     from clipag.training.config import changed_settings
     assert changed_settings(stored, TrainConfig(model="m", data=["d"], out="o", train_text=False)) == {}
+
+
+def test_a_micro_batch_that_cannot_fit_in_memory_is_refused_before_training(capsys, tmp_path, shapes_csv,
+                                                                           start_checkpoint):
+    code, _, err = run_cli(capsys, ["train", "--model", start_checkpoint, "--data", str(shapes_csv),
+                                    "--out", str(tmp_path / "run"), "--batch-size", "4000000000", "--quiet"])
+    assert_one_line_error(code, err, "micro-batch of 4000000000 images", "--accum-steps")
+    assert not list_checkpoints(tmp_path / "run")
+
+
+def test_the_training_memory_estimate_fits_the_paper_recipe_on_one_h200():
+    """512 images per micro-batch (40,960 / 8 GPUs / 10 steps) of ViT-B/32 fit in 139 GiB; 5,120 do not."""
+    from clipag.memory import check_training_batch
+    model = open_clip.create_model("ViT-B-32")
+    h200 = 139 * 2**30
+    assert check_training_batch(512, (224, 224), model, torch.device("cpu"), available=h200) < 0.8 * h200
+    with pytest.raises(ClipagError, match="raise --accum-steps"):
+        check_training_batch(5120, (224, 224), model, torch.device("cpu"), available=h200)

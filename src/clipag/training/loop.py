@@ -28,6 +28,7 @@ from ..errors import ClipagError
 from ..guide import Guide
 from ..io import atomic_path, check_out_dir, environment, remove_stale_temps, save_json
 from ..loading import LoadedModel, load_model
+from ..memory import check_training_batch
 from .checkpoint import export_model, list_checkpoints, read_resumable, resolve_resume, restore, save_checkpoint
 from .config import TrainConfig, changed_settings, describe_changes, fixed_changes
 from .distributed import World, all_reduce_sum, barrier, close_world, init_world, sum_gradients
@@ -79,6 +80,7 @@ def _train(config: TrainConfig, world: World, run_dir: Path, progress: bool,
     objective = make_objective(config.objective, guide, world, config.negatives, config.text_trainable,
                                classes, config.tecoa_template)
     parameters = [p for p in guide.model.parameters() if p.requires_grad]
+    check_training_batch(config.micro_batch(world.size), guide.image_size, guide.model, world.device)
     optimizer = torch.optim.AdamW(_param_groups(guide.model, config.weight_decay), lr=config.lr)
     scaler = torch.amp.GradScaler(world.device.type, enabled=config.precision == "fp16")
     start_step = 0
