@@ -61,3 +61,12 @@ def test_weighted_and_negative_prompts_steer_the_direction(tiny_guide):
     assert away @ fire < one @ fire  # a negative prompt steers away from its text
     with pytest.raises(ClipagError, match="weight 0"):
         text_direction(tiny_guide, ["fire:0"])
+
+
+def test_total_variation_is_the_references_sum_of_four_l2_norms():
+    from clipag.style import total_variation
+    edge = torch.tensor([[0.0, 1.0], [0.0, 1.0]]).expand(1, 3, 2, 2)  # one vertical edge, in three channels
+    # horizontal: 6 differences of 1 -> sqrt(6); vertical: 0; each diagonal: 3 differences of 1 -> sqrt(3)
+    expected = 6 ** 0.5 + 2 * 3 ** 0.5
+    assert abs(float(total_variation(edge)) - expected) < 1e-6
+    assert float(total_variation(torch.full((1, 3, 8, 8), 0.3))) == 0.0

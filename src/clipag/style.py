@@ -11,7 +11,7 @@ Losses (weights 9000 / 500 / 150 / 2e-3 by default):
   global    the same direction loss on the whole image;
   content   MSE of VGG19 conv4_2 and conv5_2 features when torchvision VGG19 weights are given
             (`vgg_weights`), else MSE of the pixels at 1/4 resolution, and the result says which;
-  tv        total variation.
+  tv        total variation as the reference computes it: the L2 norms of four neighbour differences.
 Text directions average the 80 ImageNet templates (OpenCLIP's metadata). Adam lr 5e-4 (the network) or
 5e-3 (pixels), halved every 100 steps, 200 steps.
 """
@@ -140,8 +140,11 @@ def pixel_content_features(images: torch.Tensor) -> list[torch.Tensor]:
 
 
 def total_variation(images: torch.Tensor) -> torch.Tensor:
-    return ((images[..., 1:, :] - images[..., :-1, :]).pow(2).sum()
-            + (images[..., :, 1:] - images[..., :, :-1]).pow(2).sum())
+    """The reference's image prior: the sum of the L2 norms (not squared) of the horizontal, vertical and
+    both diagonal neighbour differences of (B, 3, H, W) images."""
+    differences = (images[..., :, :-1] - images[..., :, 1:], images[..., :-1, :] - images[..., 1:, :],
+                   images[..., 1:, :-1] - images[..., :-1, 1:], images[..., :-1, :-1] - images[..., 1:, 1:])
+    return sum(torch.linalg.vector_norm(d) for d in differences)
 
 
 def style(guide: Guide, content: torch.Tensor, prompts: str | Sequence[str], seed: int = 0,
