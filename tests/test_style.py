@@ -70,3 +70,24 @@ def test_total_variation_is_the_references_sum_of_four_l2_norms():
     expected = 6 ** 0.5 + 2 * 3 ** 0.5
     assert abs(float(total_variation(edge)) - expected) < 1e-6
     assert float(total_variation(torch.full((1, 3, 8, 8), 0.3))) == 0.0
+
+
+def test_content_features_are_the_references_layers_21_and_31():
+    """The reference's get_features on torchvision's VGG19 (in-place ReLUs) keeps '21' and '31'."""
+    from torchvision.models.vgg import cfgs, make_layers
+
+    from clipag.style import content_features
+    torch.manual_seed(0)
+    vgg = make_layers(cfgs["E"]).eval()  # VGG19's feature stack, random weights
+    images = torch.rand(1, 3, 48, 48)
+    x = (images - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    reference = {}
+    with torch.no_grad():
+        for name, layer in vgg._modules.items():  # as the reference's utils.get_features walks it
+            x = layer(x)
+            if name in ("21", "31"):
+                reference[name] = x
+    ours = content_features(vgg)(images)
+    torch.testing.assert_close(ours[0], reference["21"], rtol=0, atol=0)
+    torch.testing.assert_close(ours[1], reference["31"], rtol=0, atol=0)
+    assert float(ours[0].min()) >= 0 and float(ours[1].min()) >= 0  # both after a ReLU

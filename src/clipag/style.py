@@ -9,7 +9,7 @@ Losses (weights 9000 / 500 / 150 / 2e-3 by default):
             (crop embedding - content embedding) with (prompt - "a Photo"), zeroed below 0.7 (the reference's
             rejection threshold), averaged;
   global    the same direction loss on the whole image;
-  content   MSE of VGG19 conv4_2 and conv5_2 features when torchvision VGG19 weights are given
+  content   MSE of VGG19 relu4_2 and relu5_2 features (the reference's layers '21' and '31') when torchvision VGG19 weights are given
             (`vgg_weights`), else MSE of the pixels at 1/4 resolution, and the result says which;
   tv        total variation as the reference computes it: the L2 norms of four neighbour differences.
 Text directions average the 80 ImageNet templates (OpenCLIP's metadata). Adam lr 5e-4 (the network) or
@@ -112,7 +112,7 @@ def text_direction(guide: Guide, prompts: Sequence[str]) -> torch.Tensor:
 
 
 def vgg_content_features(path: str) -> Callable[[torch.Tensor], list[torch.Tensor]]:
-    """torchvision VGG19 features conv4_2 and conv5_2 of [0,1] images (ImageNet normalisation inside)."""
+    """torchvision VGG19 (weights from `path`) content features of [0,1] images; see content_features."""
     from torchvision.models import vgg19
     from .loading import read_state_dict
     model = vgg19()
@@ -121,7 +121,17 @@ def vgg_content_features(path: str) -> Callable[[torch.Tensor], list[torch.Tenso
     except RuntimeError as err:
         raise ClipagError(f"{path} is not torchvision's VGG19 state dict ({str(err).splitlines()[0]}); "
                           f"give vgg19-dcbb9e9d.pth") from None
-    layers = model.features[:31].eval().requires_grad_(False)  # up to conv5_2
+    return content_features(model.features)
+
+
+# The reference keeps features '21' and '31' of torchvision's VGG19: the conv4_2 output, which the
+# in-place ReLU after it rectifies before the loss reads it, and relu5_2. So both are ReLU outputs.
+CONTENT_LAYERS = (22, 31)  # relu4_2, relu5_2
+
+
+def content_features(vgg_features: nn.Sequential) -> Callable[[torch.Tensor], list[torch.Tensor]]:
+    """[0,1] images -> VGG19 relu4_2 and relu5_2 features (ImageNet normalisation inside)."""
+    layers = vgg_features[:max(CONTENT_LAYERS) + 1].eval().requires_grad_(False)
     mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
     std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
 
@@ -129,7 +139,7 @@ def vgg_content_features(path: str) -> Callable[[torch.Tensor], list[torch.Tenso
         x, kept = (images - mean.to(images)) / std.to(images), []
         for index, layer in enumerate(layers.to(images.device)):
             x = layer(x)
-            if index in (21, 30):  # conv4_2 and conv5_2 outputs, as the reference takes them
+            if index in CONTENT_LAYERS:
                 kept.append(x)
         return kept
     return features
