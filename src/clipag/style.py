@@ -168,7 +168,7 @@ def style(guide: Guide, content: torch.Tensor, prompts: str | Sequence[str], see
     content = content.to(guide.device)
     plan_views(content.shape[-1], 0, config.crops, guide.image_size, guide.device, what="style transfer")
     content_features = vgg_content_features(config.vgg_weights) if config.vgg_weights else pixel_content_features
-    content_kind = "VGG19 conv4_2 + conv5_2 features" if config.vgg_weights else \
+    content_kind = "VGG19 relu4_2 + relu5_2 features" if config.vgg_weights else \
         "pixels at 1/4 resolution (no VGG19 weights given: pass --vgg-weights vgg19-dcbb9e9d.pth for the reference's loss)"
     prompts = [prompts] if isinstance(prompts, str) else list(prompts)
     direction = text_direction(guide, prompts)  # (D,)
