@@ -76,7 +76,7 @@ def test_content_features_are_the_references_layers_21_and_31():
     """The reference's get_features on torchvision's VGG19 (in-place ReLUs) keeps '21' and '31'."""
     from torchvision.models.vgg import cfgs, make_layers
 
-    from clipag.style import content_features
+    from clipag.style import relu_content_features
     torch.manual_seed(0)
     vgg = make_layers(cfgs["E"]).eval()  # VGG19's feature stack, random weights
     images = torch.rand(1, 3, 48, 48)
@@ -87,7 +87,20 @@ def test_content_features_are_the_references_layers_21_and_31():
             x = layer(x)
             if name in ("21", "31"):
                 reference[name] = x
-    ours = content_features(vgg)(images)
+    ours = relu_content_features(vgg)(images)
     torch.testing.assert_close(ours[0], reference["21"], rtol=0, atol=0)
     torch.testing.assert_close(ours[1], reference["31"], rtol=0, atol=0)
     assert float(ours[0].min()) >= 0 and float(ours[1].min()) >= 0  # both after a ReLU
+
+
+def test_reference_postprocess_is_clipstylers_contrast_then_min_max():
+    from torchvision.transforms.functional import adjust_contrast
+    from torchvision.utils import make_grid
+
+    from clipag.style import reference_postprocess
+    torch.manual_seed(0)
+    image = torch.rand(3, 16, 16) * 0.5 + 0.2
+    # save_image(normalize=True) stretches through make_grid's normalisation
+    expected = make_grid(adjust_contrast(image.clamp(0, 1), 1.5)[None], normalize=True, padding=0)
+    torch.testing.assert_close(reference_postprocess(image), expected, rtol=0, atol=1e-6)
+    assert float(reference_postprocess(image).min()) == 0.0 and float(reference_postprocess(image).max()) == 1.0

@@ -54,13 +54,28 @@ class StyleConfig:
     size: int = 512  # side of the content image
     vgg_weights: Optional[str] = None  # torchvision vgg19 state dict file
     trajectory_frames: int = 0  # > 0: keep this many frames for a strip and a GIF
+    postprocess: str = "reference"  # "reference": contrast x1.5 then min-max, as CLIPStyler saves; "none"
 
     def validate(self) -> None:
         check_finite(self)
         if self.iterations <= 0 or self.crops <= 0:
             raise ClipagError("iterations and crops must be positive integers")
+        if self.postprocess not in POSTPROCESS:
+            raise ClipagError(f"unknown postprocess {self.postprocess!r}; use {' or '.join(POSTPROCESS)}")
         if not 16 <= self.crop_size <= self.size:
             raise ClipagError(f"crop size {self.crop_size} must be between 16 and the image size {self.size}")
+
+
+POSTPROCESS = ("reference", "none")
+
+
+def reference_postprocess(image: torch.Tensor) -> torch.Tensor:
+    """CLIPStyler's output step: clamp to [0,1], torchvision's adjust_contrast by 1.5, then stretch the
+    image's own minimum and maximum to 0 and 1 (what save_image(normalize=True) does)."""
+    from torchvision.transforms.functional import adjust_contrast
+    image = adjust_contrast(image.clamp(0, 1), 1.5)
+    low, high = image.min(), image.max()
+    return (image - low) / (high - low).clamp_min(1e-5)
 
 
 @dataclass
@@ -121,7 +136,7 @@ def vgg_content_features(path: str) -> Callable[[torch.Tensor], list[torch.Tenso
     except RuntimeError as err:
         raise ClipagError(f"{path} is not torchvision's VGG19 state dict ({str(err).splitlines()[0]}); "
                           f"give vgg19-dcbb9e9d.pth") from None
-    return content_features(model.features)
+    return relu_content_features(model.features)
 
 
 # The reference keeps features '21' and '31' of torchvision's VGG19: the conv4_2 output, which the
@@ -129,7 +144,7 @@ def vgg_content_features(path: str) -> Callable[[torch.Tensor], list[torch.Tenso
 CONTENT_LAYERS = (22, 31)  # relu4_2, relu5_2
 
 
-def content_features(vgg_features: nn.Sequential) -> Callable[[torch.Tensor], list[torch.Tensor]]:
+def relu_content_features(vgg_features: nn.Sequential) -> Callable[[torch.Tensor], list[torch.Tensor]]:
     """[0,1] images -> VGG19 relu4_2 and relu5_2 features (ImageNet normalisation inside)."""
     layers = vgg_features[:max(CONTENT_LAYERS) + 1].eval().requires_grad_(False)
     mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
@@ -186,6 +201,7 @@ def style(guide: Guide, content: torch.Tensor, prompts: str | Sequence[str], see
     crop = K.RandomCrop((config.crop_size, config.crop_size))
     perspective = K.RandomPerspective(distortion_scale=0.5, p=1.0)
     losses, frames = [], [content[0].cpu()] if config.trajectory_frames else []
+    finish = reference_postprocess if config.postprocess == "reference" else (lambda image: image.clamp(0, 1))
     frame_steps = {round(config.iterations * (k + 1) / config.trajectory_frames) for k in range(config.trajectory_frames)}
     for step in tqdm(range(config.iterations), desc="style", unit="it", disable=not progress, leave=False):
         target = render()  # (1, 3, S, S)
@@ -205,9 +221,9 @@ def style(guide: Guide, content: torch.Tensor, prompts: str | Sequence[str], see
         losses.append({"total": loss.item(), "patch": patch.item(), "global": glob.mean().item(),
                        "content": float(content_loss.detach()), "tv": tv.item()})
         if step + 1 in frame_steps:
-            frames.append(target.detach()[0].clamp(0, 1).cpu())
+            frames.append(finish(target.detach()[0]).cpu())
     with torch.no_grad():
-        final = render()[0].detach().cpu()
+        final = finish(render()[0].detach()).cpu()
     return StyleResult(prompts, final, losses, content_kind, time.perf_counter() - started, frames)
 
 

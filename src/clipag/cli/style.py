@@ -27,6 +27,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--lr", type=positive_float, help="Adam lr (default 5e-4 network, 5e-3 pixels)")
     p.add_argument("--vgg-weights", help="torchvision VGG19 weights (vgg19-dcbb9e9d.pth) for the content loss")
     p.add_argument("--seed", type=seed, nargs="+", default=[0], help="seeds (default 0)")
+    p.add_argument("--postprocess", choices=("reference", "none"), default="reference",
+                   help="reference (default): contrast x1.5, then stretch to the full range, as CLIPStyler saves; "
+                        "none: the raw output, clamped")
     p.add_argument("--trajectory", action="store_true", help="also save a strip and a GIF of the progress")
     p.add_argument("--out", default="outputs/style", help="output folder (default outputs/style)")
     p.add_argument("--overwrite", action="store_true", help="replace earlier results made with other settings")
@@ -38,7 +41,7 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     config = StyleConfig(iterations=args.iterations, network=not args.no_network, lr=args.lr, crops=args.crops,
                          crop_size=args.crop_size, size=args.size, vgg_weights=args.vgg_weights,
-                         trajectory_frames=8 if args.trajectory else 0)
+                         trajectory_frames=8 if args.trajectory else 0, postprocess=args.postprocess)
     config.validate()
     for prompt in args.prompts:
         parse_weighted_prompt(prompt)  # a bad weight fails before the model loads
