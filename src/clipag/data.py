@@ -50,7 +50,7 @@ import torch
 from torch.utils.data import ConcatDataset, Dataset, IterableDataset, Subset, get_worker_info
 
 from .errors import ClipagError
-from .io import DECODE_ERRORS, read_rgb, square_tensor
+from .io import DECODE_ERRORS, path_kind, read_rgb, square_tensor
 
 Sample = Optional[tuple[torch.Tensor, str]]  # (image (3, S, S) in [0,1], caption), None when unreadable
 TAR_IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
@@ -375,11 +375,7 @@ def _locate(spec: str) -> tuple[str, float, Optional[list[str]]]:
     if _is_tar(path):
         return path, fraction, _tar_urls(path)
     local = Path(path)
-    try:
-        exists = local.exists()
-    except OSError as err:  # a name too long for the file system, say
-        raise ClipagError(f"cannot use data source {path[:80]!r} ({err.strerror}); give {SUPPORTED}") from None
-    if not exists:
+    if path_kind(local, "data source") == "missing":
         raise ClipagError(f"data source not found: {path}; give {SUPPORTED}")
     if local.is_dir():
         tars = sorted(str(p) for p in local.glob("*.tar"))

@@ -143,11 +143,7 @@ def check_out_file(path: str | os.PathLike, what: str = "--out") -> Path:
     """Make sure the file `path` can be written (its folder writable, itself not a folder)."""
     from .errors import ClipagError
     path = Path(path)
-    try:
-        is_dir = path.is_dir()
-    except OSError as err:
-        raise ClipagError(f"cannot use {what} {str(path)[:80]} ({err.strerror}); choose another name") from None
-    if is_dir:
+    if path_kind(path, what) == "dir":
         raise ClipagError(f"{what} {path} is a folder; give a file name")
     check_out_dir(path.parent, what=f"the folder of {what}")
     return path

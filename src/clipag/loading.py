@@ -316,10 +316,7 @@ def load_weights(model: torch.nn.Module, state_dict: dict, path: Path, arch: str
     scale = state_dict.get("logit_scale")
     if scale is not None and scale.ndim != model.logit_scale.ndim:
         state_dict["logit_scale"] = scale.reshape(model.logit_scale.shape)
-    own = model.state_dict()
-    missing = [k for k in own if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in own]
-    misshaped = [k for k in own if k in state_dict and state_dict[k].shape != own[k].shape]
+    missing, unexpected, misshaped = weight_mismatch(model.state_dict(), state_dict)
     if missing or unexpected or misshaped:
         example = (misshaped or missing or unexpected)[0]
         raise ClipagError(
@@ -327,6 +324,15 @@ def load_weights(model: torch.nn.Module, state_dict: dict, path: Path, arch: str
             f"{len(unexpected)} unexpected, {len(misshaped)} misshaped tensors (e.g. {example}); "
             f"check the architecture before the colon")
     model.load_state_dict(state_dict, strict=True)
+
+
+def weight_mismatch(own: dict, given: dict) -> tuple[list[str], list[str], list[str]]:
+    """The keys of `own` missing from `given`, the keys of `given` not in `own`, and the shared keys
+    whose shapes differ."""
+    missing = [k for k in own if k not in given]
+    unexpected = [k for k in given if k not in own]
+    misshaped = [k for k in own if k in given and tuple(getattr(given[k], "shape", ())) != tuple(own[k].shape)]
+    return missing, unexpected, misshaped
 
 
 # ---------------------------------------------------------------- caches and the hub

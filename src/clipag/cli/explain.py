@@ -10,7 +10,7 @@ import numpy as np
 from ..explain import centre_crop_box, explain_picture
 from ..guide import Guide
 from ..io import (atomic_path, environment, image_grid, read_picture, save_json, save_png, short_hash, slugify,
-                  square_tensor, unique_stems)
+                  unique_stems)
 from .args import add_device_args
 from .generate import DEFAULT_MODEL
 
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     for path, stem in zip(images, image_stems(images)):
         picture = pictures[path]
         rows = explain_picture(guides, picture, args.target, attack=args.attack == "negation", map_size=args.map_size)
-        tiles += [square_tensor(picture, rows[0].tile.shape[-1])] + [row.tile for row in rows]
+        tiles += [rows[0].result.image] + [row.tile for row in rows]  # the first row explains the clean crop
         for row in rows:
             name = out / f"{stem}-{model_stems[row.model]}-{'attacked' if row.attacked else 'clean'}"
             records.append(write_explanation(row, name, path, args.map_size))

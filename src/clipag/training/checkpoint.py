@@ -19,7 +19,7 @@ from safetensors.torch import save_file
 
 from ..errors import ClipagError
 from ..io import atomic_path
-from ..loading import torch_load_weights
+from ..loading import torch_load_weights, weight_mismatch
 
 EXPORT_NAME = "open_clip_model.safetensors"
 _STEP_FILE = re.compile(r"step_(\d+)\.pt$")
@@ -103,9 +103,7 @@ def _mismatch(own: dict, given) -> str:
     """What keeps `given` weights from loading into a model with state dict `own` ('' when nothing)."""
     if not isinstance(given, dict):
         return "it holds no weights"
-    missing = [k for k in own if k not in given]
-    unexpected = [k for k in given if k not in own]
-    shaped = [k for k in own if k in given and tuple(getattr(given[k], "shape", ())) != tuple(own[k].shape)]
+    missing, unexpected, shaped = weight_mismatch(own, given)
     parts = [f"{len(keys)} {what}" for keys, what in
              ((missing, "missing"), (unexpected, "unexpected"), (shaped, "differently shaped")) if keys]
     return f"{', '.join(parts)} tensors, e.g. {(missing + unexpected + shaped)[0]}" if parts else ""
