@@ -58,7 +58,7 @@ class VQGANConfig:
         bad = [f"{k} {v}" for k, v in counts.items() if v <= 0] + [f"ch_mult {m}" for m in self.ch_mult if m <= 0]
         if bad or not self.ch_mult:
             raise ClipagError(f"VQGAN config needs positive sizes and a non-empty ch_mult, got {', '.join(bad) or 'ch_mult []'}; {fix}")
-        if self.ch % 32 or (self.ch * min(self.ch_mult)) % 32:
+        if self.ch % 32:  # then every ch x ch_mult is a multiple of 32 too
             raise ClipagError(f"VQGAN config's ch {self.ch} x ch_mult must be multiples of 32 (its group norms); {fix}")
         if self.ch * max(self.ch_mult) > MAX_WIDTH or self.n_embed * self.embed_dim > MAX_CODEBOOK:
             raise ClipagError(f"VQGAN config is far larger than any published VQGAN (width {self.ch * max(self.ch_mult)}, "
