@@ -5,8 +5,11 @@ Run from the repository root (no network needed for `:random` models):
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/generate.py
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/generate.py --model ViT-B-32:random --precision bf16
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/generate.py --compare-bf16-paths
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/generate.py --model ViT-B-32:random --precision fp32 \
+        --augment diffaugment kornia
 
-For every model x precision it prints one row:
+For every model x precision x augment it prints one row:
+
 
   s/step     median seconds of one full `clipag.generate.guidance_step` (views and crops, the model's
              forward and backward, gradient clipping, AdamW, dynamic thresholding), set up exactly as
@@ -41,8 +44,8 @@ import warnings
 import torch
 import torch.nn.functional as F
 
-from clipag.augment import GuidanceViews, ViewConfig
-from clipag.generate import GenerateConfig, guidance_step
+from clipag.augment import AUGMENT_CHOICES, GuidanceViews, ViewConfig
+from clipag.generate import GenerateConfig, guidance_step, make_optimizer
 from clipag.guide import ContiguousSelfAttention, Guide, resolve_device
 
 PROMPT = "a photo of a red apple"
@@ -56,6 +59,8 @@ def main() -> None:
     parser.add_argument("--crops", type=int, default=32)
     parser.add_argument("--steps", type=int, default=5, help="timed rounds, after one warm-up (default 5)")
     parser.add_argument("--precision", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
+    parser.add_argument("--augment", nargs="+", default=["diffaugment"], choices=AUGMENT_CHOICES,
+                        help="views to time (default diffaugment, the default; kornia: clipag's earlier views)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: as is)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda (default: auto)")
     parser.add_argument("--compare-bf16-paths", action="store_true",
@@ -71,8 +76,8 @@ def main() -> None:
         compare_bf16_paths((args.model or ["ViT-B-32:random"])[0], args.device, args.batch, args.steps)
     else:
         models = args.model or ["clipag-tiny:random", "ViT-B-32:random"]
-        rows = [bench_step(m, p, args) for m in models for p in args.precision]
-        print_table(["model", "precision", "batch", "s/step", "model s", "outside", "img/s"], rows)
+        rows = [bench_step(m, p, a, args) for m in models for p in args.precision for a in args.augment]
+        print_table(["model", "precision", "augment", "batch", "s/step", "model s", "outside", "img/s"], rows)
 
 
 # ---------------------------------------------------------------- timing
@@ -107,16 +112,16 @@ def time_in_turns(functions: dict, repeats: int, device: torch.device) -> dict[s
 
 # ---------------------------------------------------------------- a guidance step and its model part
 
-def bench_step(reference: str, precision: str, args) -> list[str]:
+def bench_step(reference: str, precision: str, augment: str, args) -> list[str]:
     guide = Guide.from_pretrained(reference, device=args.device, precision=precision)
-    config = GenerateConfig(views=ViewConfig(views=args.views, crops=args.crops))
+    config = GenerateConfig(views=ViewConfig(views=args.views, crops=args.crops, augment=augment))
     text_features = guide.encode_text([PROMPT])[0]  # (D,)
     torch.manual_seed(0)
 
     # The full step, set up as clipag.generate.generate does.
     size = guide.image_size[0]
     pixels = torch.rand(1, 3, size, size, device=guide.device).requires_grad_(True)
-    optimizer = torch.optim.AdamW([pixels], lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = make_optimizer(pixels, config)
     make_views = GuidanceViews(guide.image_size, config.views)
 
     def step():
@@ -132,7 +137,7 @@ def bench_step(reference: str, precision: str, args) -> list[str]:
     times = time_in_turns({"step": step, "model": model_pass}, args.steps, guide.device)
     step_s, model_s = statistics.median(times["step"]), statistics.median(times["model"])
     n = len(batch)
-    return [reference, precision, str(n), f"{step_s:.3f}", f"{model_s:.3f}",
+    return [reference, precision, augment, str(n), f"{step_s:.3f}", f"{model_s:.3f}",
             f"{100 * (1 - model_s / step_s):.1f}%", f"{n / model_s:.1f}"]
 
 

@@ -12,7 +12,9 @@ from clipag.io import save_png
 
 
 def quick(**overrides):
-    settings = dict(steps=12, init="noise", views=ViewConfig(views=4, crops=4))
+    # No DiffAugment operations: a random 32 px model gains nothing through 25 steps of shifted views,
+    # and these tests are about the ascent loop (tests/test_augment.py covers the views).
+    settings = dict(steps=12, init="noise", views=ViewConfig(views=4, crops=4, policy=""))
     settings.update(overrides)
     return GenerateConfig(**settings)
 
@@ -152,3 +154,65 @@ def test_outputs_are_written_atomically_with_usual_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_defaults_are_the_official_notebooks():
+    config = GenerateConfig()
+    assert (config.steps, config.lr, config.view_weight, config.crop_weight) == (100, 0.0175, 1.0, 5.0)
+    assert (config.grad_clip, config.threshold_quantile, config.keep) == (0.001, 0.95, "best")
+    assert config.samples_per_class * 200 == 1000  # the notebook's 1,000 candidates over Tiny-ImageNet
+    assert (config.views.views, config.views.crops, config.views.augment) == (32, 32, "diffaugment")
+    assert config.views.policy == "color,translation,resize,cutout" and config.views.noise_std == 0.01
+    pixels = torch.zeros(1, 3, 4, 4, requires_grad=True)
+    from clipag.generate import make_optimizer
+    assert make_optimizer(pixels, config).defaults["weight_decay"] == 0.01
+
+
+def test_cli_defaults_are_the_librarys():
+    import argparse
+    from clipag.cli import generate as cli
+    parser = argparse.ArgumentParser()
+    cli.add_parser(parser.add_subparsers())
+    args = parser.parse_args(["generate", "a red apple"])
+    library = GenerateConfig()
+    for name in ("steps", "optimizer", "lr", "weight_decay", "view_weight", "crop_weight", "size", "init",
+                 "samples_per_class", "grad_clip", "threshold_quantile", "prefix", "keep"):
+        assert getattr(args, name) == getattr(library, name), name
+    for name in ("views", "crops", "augment", "policy"):
+        assert getattr(args, name) == getattr(library.views, name), name
+    assert args.precision == "auto"
+
+
+def test_keep_best_returns_the_image_after_the_step_with_the_lowest_view_loss(tiny_guide):
+    config = quick(steps=15, views=ViewConfig(views=3, crops=2))  # DiffAugment: the view loss wanders
+    best = generate(tiny_guide, "a red apple", seed=0, config=config, progress=False)
+    last = generate(tiny_guide, "a red apple", seed=0, config=quick(steps=15, keep="last",
+                    views=ViewConfig(views=3, crops=2)), progress=False)
+    assert best.history == last.history and last.kept_step == 15
+    assert 1 <= best.kept_step < 15  # chosen on this seed, not the last step
+    upto = generate(tiny_guide, "a red apple", seed=0, config=quick(steps=best.kept_step, keep="last",
+                    views=ViewConfig(views=3, crops=2)), progress=False)
+    torch.testing.assert_close(best.image, upto.image)  # the same pixels as a run stopped at that step
+
+
+def test_a_named_real_model_without_its_tiny_imagenet_gmm_says_how_to_make_it(tmp_path, monkeypatch, capsys):
+    from clipag.cli.main import main
+    monkeypatch.setenv("CLIPAG_HOME", str(tmp_path))
+    code = main(["generate", "a red apple", "--model", "clipag-vit-b-32", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and "tiny-imagenet-16px.safetensors is missing" in err and "clipag gmm fit hf:" in err
+    assert len(err.strip().splitlines()) == 1 and not list((tmp_path / "out").glob("*.png"))
+
+
+def test_the_tiny_imagenet_gmm_in_the_model_folder_is_every_models_default(tmp_path, monkeypatch, tiny_guide):
+    from clipag.registry import default_gmm, missing_gmm_message
+    monkeypatch.setenv("CLIPAG_HOME", str(tmp_path))
+    assert default_gmm("ViT-B-32:random") is None and default_gmm("clipag-emoji").is_file()
+    (tmp_path / "models").mkdir()
+    gmm = ClassGMM.fit(torch.rand(20, 3 * 16 * 16), torch.arange(20) % 2, ["ant", "bee"], 16)
+    gmm.save(tmp_path / "models" / "tiny-imagenet-16px.safetensors")
+    assert default_gmm("clipag-vit-b-32") == tmp_path / "models" / "tiny-imagenet-16px.safetensors"
+    assert missing_gmm_message("clipag-vit-b-32") is None
+    records = generate_to_folder(tiny_guide, ["a bee"], [0], tmp_path / "out", quick(steps=1, init="gmm"),
+                                 model_reference="clipag-tiny:random", progress=False)
+    assert records[0]["init"]["class"] in ("ant", "bee") and records[0]["init"]["candidates"] == 10

@@ -1,10 +1,11 @@
 """Generator-free text-to-image: gradient ascent on CLIP similarity, from the best GMM sample.
 
-Follows the CLIPAG supplementary material and official notebook: start from the best of many samples of
-a per-class Gaussian mixture over 16x16 images, then K steps of AdamW on the pixels, each step scoring
-a batch of augmented views and crops against the prompt, with gradient-norm clipping and dynamic
-thresholding keeping the pixels in range. With a PAG model the gradients draw the object; with vanilla
-CLIP they draw adversarial noise, which is the paper's point.
+Follows the CLIPAG supplementary material and the official notebook (royg27/CLIPAG `CLIPAG_T2I.ipynb`;
+docs/fidelity.md compares every setting): start from the best of many samples of a per-class Gaussian
+mixture over 16x16 images, then K steps of AdamW on the pixels, each step scoring a batch of
+DiffAugment views and crops against the prompt, with gradient-norm clipping and dynamic thresholding
+keeping the pixels in range; the image kept is the one with the best view loss. With a PAG model the
+gradients draw the object; with vanilla CLIP they draw adversarial noise, which is the paper's point.
 """
 from __future__ import annotations
 
@@ -19,10 +20,10 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .augment import GuidanceViews, ViewConfig
+from .augment import GuidanceViews, ViewConfig, check_view_config
 from .errors import ClipagError, check_finite
 from .gmm import ClassGMM
-from .registry import default_gmm
+from .registry import default_gmm, missing_gmm_message
 from .guide import Guide
 from .memory import plan_views
 from .io import (earlier_result, environment, image_grid, load_image, save_png, save_result,
@@ -30,6 +31,8 @@ from .io import (earlier_result, environment, image_grid, load_image, save_png, 
 
 INIT_CHOICES = ("gmm", "noise")
 OPTIMIZER_CHOICES = ("adamw", "l2")
+KEEP_CHOICES = ("best", "last")
+ADAMW_WEIGHT_DECAY = 0.01  # torch.optim.AdamW's default, which the notebook does not change
 
 
 @dataclass
@@ -37,14 +40,15 @@ class GenerateConfig:
     steps: int = 100  # the official notebook uses 100, the paper 1000
     optimizer: str = "adamw"  # "adamw" (official notebook) or "l2": steps along the normalised gradient
     lr: float = 0.0175  # AdamW's learning rate; with "l2", each step's root-mean-square change per pixel
-    weight_decay: float = 0.0
+    weight_decay: Optional[float] = None  # AdamW's; None = torch's default 0.01, which the notebook keeps
     view_weight: float = 1.0
     crop_weight: float = 5.0
     size: Optional[int] = None  # output side in pixels; None = the model's input size
     init: str = "gmm"  # "gmm", "noise", or a path to an image
     gmm_path: Optional[str] = None
-    samples_per_class: int = 8  # GMM candidates drawn from every class
-    grad_clip: float = 1.0  # max L2 norm of the pixel gradient
+    samples_per_class: int = 5  # GMM candidates drawn from every class (the notebook: 1,000 over 200 classes)
+    grad_clip: float = 0.001  # max L2 norm of the pixel gradient (the notebook's clip_grad_norm)
+    keep: str = "best"  # "best": the image after the step with the lowest view loss (notebook); "last"
     threshold_quantile: float = 0.95  # dynamic thresholding (Imagen) of the pixels in [-1, 1]
     prefix: str = ""  # e.g. "an oil painting of"
     trajectory_frames: int = 0  # > 0: keep this many frames for a strip and a GIF
@@ -55,6 +59,8 @@ class GenerateConfig:
         check_finite(self)
         for name in ("lr", "weight_decay", "view_weight", "crop_weight", "grad_clip", "threshold_quantile"):
             value = getattr(self, name)
+            if name == "weight_decay" and value is None:
+                continue
             if not isinstance(value, (int, float)) or value < 0:  # finiteness: check_finite above
                 raise ClipagError(f"{name} must be a finite number, 0 or more; got {value!r}")
         if self.chunk is not None and self.chunk <= 0:
@@ -67,6 +73,11 @@ class GenerateConfig:
             raise ClipagError(f"unsupported image size {self.size}; use 16 to 2048 pixels")
         if self.lr <= 0:
             raise ClipagError(f"learning rate must be positive, got {self.lr}")
+        if self.keep not in KEEP_CHOICES:
+            raise ClipagError(f"unknown keep {self.keep!r}; choose one of {', '.join(KEEP_CHOICES)}")
+        problem = check_view_config(self.views)
+        if problem:
+            raise ClipagError(problem)
         if self.optimizer not in OPTIMIZER_CHOICES:
             raise ClipagError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZER_CHOICES)}")
         if self.optimizer == "l2" and self.weight_decay:
@@ -84,7 +95,8 @@ class GenerationResult:
     image: torch.Tensor  # (3, S, S) in [0,1]
     similarity: float  # cosine similarity of the final clean image to the prompt
     initial_similarity: float
-    history: list[float]  # mean similarity of the views at each step
+    history: list[float]  # mean similarity of the views and crops at each step
+    kept_step: int  # the step whose image is returned (1-based; config.keep)
     frames: list[torch.Tensor]  # trajectory frames, init first and final last, when asked
     init: dict  # how the start was chosen
     seconds: float
@@ -115,28 +127,39 @@ def generate(guide: Guide, prompt: str, seed: int = 0, config: GenerateConfig = 
     make_views = GuidanceViews(guide.image_size, config.views)
     frame_steps = _frame_steps(config.steps, config.trajectory_frames)
     frames = [start[0].cpu()] if config.trajectory_frames else []
-    history = []
+    history, best_loss, kept, kept_step = [], float("inf"), None, 0
 
     bar = tqdm(range(config.steps), desc=text[:30], unit="step", disable=not progress, leave=False)
     for step in bar:
-        similarity = guidance_step(guide, pixels, text_features, optimizer, make_views, config, chunk)
-        history.append(similarity)
-        bar.set_postfix(sim=f"{similarity:.3f}")
+        cosine = guidance_step(guide, pixels, text_features, optimizer, make_views, config, chunk)  # (V + C,)
+        history.append(float(cosine.mean()))
+        bar.set_postfix(sim=f"{history[-1]:.3f}")
+        loss = view_loss(cosine, config)
+        if config.keep == "last" or loss < best_loss:  # as the notebook: the image after the best step
+            best_loss, kept, kept_step = loss, pixels.detach().clone(), step + 1
         if step + 1 in frame_steps:
             frames.append(pixels.detach()[0].cpu())
+    if frames:
+        frames[-1] = kept[0].cpu()  # the strip ends with the picture saved
 
-    final = pixels.detach()
     return GenerationResult(
-        prompt=text, seed=seed, image=final[0].cpu(),
-        similarity=float(guide.score(final, text_features)[0]),
+        prompt=text, seed=seed, image=kept[0].cpu(),
+        similarity=float(guide.score(kept, text_features)[0]),
         initial_similarity=float(guide.score(start.to(guide.device), text_features)[0]),
-        history=history, frames=frames, init=init_info, seconds=time.perf_counter() - started)
+        history=history, kept_step=kept_step, frames=frames, init=init_info,
+        seconds=time.perf_counter() - started)
+
+
+def view_loss(cosine: torch.Tensor, config: GenerateConfig) -> float:
+    """The notebook's best-image criterion: 1 - mean cosine of the whole-image views (crops if none)."""
+    part = cosine[:config.views.views] if config.views.views else cosine
+    return float(1 - part.mean())
 
 
 def guidance_step(guide: Guide, pixels: torch.Tensor, text_features: torch.Tensor,
                   optimizer: torch.optim.Optimizer, make_views: GuidanceViews, config: GenerateConfig,
-                  chunk: Optional[int] = None) -> float:
-    """One ascent step on the pixels; returns the mean similarity of the step's views and crops.
+                  chunk: Optional[int] = None) -> torch.Tensor:
+    """One ascent step on the pixels; returns the (views + crops,) cosines of the step, detached.
 
     With `chunk` below the batch, the views are scored `chunk` at a time and their gradients summed:
     the same views and the same gradient, in less memory.
@@ -162,7 +185,7 @@ def guidance_step(guide: Guide, pixels: torch.Tensor, text_features: torch.Tenso
     optimizer.step()
     with torch.no_grad():
         pixels.copy_(dynamic_threshold(pixels, config.threshold_quantile))
-    return float(cosine.detach().mean())
+    return cosine.detach()
 
 
 def _view_loss(cosine: torch.Tensor, first: int, config: GenerateConfig) -> torch.Tensor:
@@ -209,7 +232,8 @@ class NormalisedGradientDescent(torch.optim.Optimizer):
 def make_optimizer(pixels: torch.Tensor, config: GenerateConfig) -> torch.optim.Optimizer:
     if config.optimizer == "l2":
         return NormalisedGradientDescent([pixels], lr=config.lr)
-    return torch.optim.AdamW([pixels], lr=config.lr, weight_decay=config.weight_decay)
+    decay = ADAMW_WEIGHT_DECAY if config.weight_decay is None else config.weight_decay
+    return torch.optim.AdamW([pixels], lr=config.lr, weight_decay=decay)
 
 
 def dynamic_threshold(images: torch.Tensor, quantile: float = 0.95) -> torch.Tensor:
@@ -278,7 +302,8 @@ def generate_to_folder(guide: Guide, prompts: Sequence[str], seeds: Sequence[int
                        progress: bool = True, overwrite: bool = False) -> list[dict]:
     """Generate every prompt x seed, writing a PNG and a settings JSON for each (and a grid).
 
-    With --init gmm and no GMM file, a named model's default GMM (`registry.default_gmm`) is used.
+    With --init gmm and no GMM file, the model's default GMM (`registry.default_gmm`) is used; a named
+    model that has none (the Tiny-ImageNet GMM not yet made) is an error that says how to make it.
     File names are unique within the call (`io.unique_stems`). A result already in `out_dir` with the
     same settings is kept and not made again; one with other settings is an error unless `overwrite`.
     Returns one record per image with its paths and numbers.
@@ -287,8 +312,11 @@ def generate_to_folder(guide: Guide, prompts: Sequence[str], seeds: Sequence[int
     prompts, seeds = list(dict.fromkeys(prompts)), list(dict.fromkeys(seeds))
     texts = [full_prompt(prompt, config.prefix) for prompt in prompts]
     out_dir = Path(out_dir)
-    if config.init == "gmm" and not config.gmm_path and default_gmm(model_reference):
-        config = dataclasses.replace(config, gmm_path=str(default_gmm(model_reference)))
+    if config.init == "gmm" and not config.gmm_path:
+        if missing_gmm_message(model_reference):
+            raise ClipagError(missing_gmm_message(model_reference))  # a real model never starts from noise unasked
+        if default_gmm(model_reference):
+            config = dataclasses.replace(config, gmm_path=str(default_gmm(model_reference)))
     if config.init not in INIT_CHOICES:
         load_image(config.init, 16)  # fail now, not after the first image
     model = model_reference or guide.name
@@ -321,6 +349,7 @@ def _write_result(result: GenerationResult, stem: Path, config: GenerateConfig, 
         "seed": result.seed,
         "similarity": result.similarity,
         "initial_similarity": result.initial_similarity,
+        "kept_step": result.kept_step,
         "init": result.init,
         "seconds": round(result.seconds, 3),
         "steps_per_second": round(config.steps / result.seconds, 3),

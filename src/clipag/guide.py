@@ -38,6 +38,13 @@ def resolve_device(device: str = "auto") -> torch.device:
     return resolved
 
 
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """"auto" is fp16 autocast on CUDA, as the official CLIPAG notebooks run, and fp32 elsewhere."""
+    if precision != "auto":
+        return precision
+    return "fp16" if device.type == "cuda" else "fp32"
+
+
 class ContiguousSelfAttention(torch.nn.MultiheadAttention):
     """Batch-first self-attention whose input projection runs as one matrix multiply.
 
@@ -67,10 +74,10 @@ class Guide:
 
     def __init__(self, model: torch.nn.Module, tokenizer, *, image_size, mean: Sequence[float],
                  std: Sequence[float], device: str = "cpu", precision: str = "fp32", name: str = ""):
-        if precision not in PRECISIONS:
-            raise ClipagError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
+        if precision not in (*PRECISIONS, "auto"):
+            raise ClipagError(f"unknown precision {precision!r}; use auto or one of {', '.join(PRECISIONS)}")
         self.device = resolve_device(device)
-        self.precision = precision
+        self.precision = resolve_precision(precision, self.device)
         self.name = name
         self.model = use_contiguous_attention(model.to(self.device).eval().requires_grad_(False))
         self.tokenizer = tokenizer

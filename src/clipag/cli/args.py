@@ -82,10 +82,11 @@ def _number(text: str, kind, name: str):
     return value
 
 
-def add_device_args(parser: argparse.ArgumentParser) -> None:
+def add_device_args(parser: argparse.ArgumentParser, precision: str = "fp32") -> None:
     parser.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
-                        help="fp32, or bf16/fp16 autocast (default fp32)")
+    what = " (fp16 on CUDA, as the official notebook; fp32 elsewhere)" if precision == "auto" else ""
+    parser.add_argument("--precision", default=precision, choices=("auto", "fp32", "bf16", "fp16"),
+                        help=f"fp32, or bf16/fp16 autocast (default {precision}{what})")
 
 
 def kept(record: dict) -> str:

@@ -4,9 +4,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..augment import ViewConfig
-from ..generate import OPTIMIZER_CHOICES, GenerateConfig, full_prompt, generate_to_folder
+from ..augment import AUGMENT_CHOICES, ViewConfig
+from ..generate import KEEP_CHOICES, OPTIMIZER_CHOICES, GenerateConfig, full_prompt, generate_to_folder
+from ..errors import ClipagError
 from ..guide import Guide
+from ..registry import missing_gmm_message
 from .args import add_device_args, COUNT, COUNT_OR_ZERO, IMAGE_SIZE, kept, non_negative_float, positive_float, positive_int, seed
 
 DEFAULT_MODEL = "clipag-emoji"  # ships in the package; pass --model clipag-vit-b-32 for the paper's
@@ -26,23 +28,32 @@ def add_parser(subparsers) -> None:
                    help="adamw (default, as the official notebook) or l2: fixed-length steps along the gradient")
     p.add_argument("--lr", type=positive_float, default=0.0175,
                    help="AdamW learning rate on the pixels, or the l2 step's RMS change per pixel (default 0.0175)")
-    p.add_argument("--weight-decay", type=non_negative_float, default=0.0, help="AdamW weight decay (default 0)")
+    p.add_argument("--weight-decay", type=non_negative_float, default=None,
+                   help="AdamW weight decay (default 0.01, torch's default, which the notebook keeps)")
     p.add_argument("--views", type=COUNT_OR_ZERO, default=32, help="augmented whole-image views per step (default 32)")
-    p.add_argument("--crops", type=COUNT_OR_ZERO, default=32, help="random crops per step (default 32)")
+    p.add_argument("--crops", type=COUNT_OR_ZERO, default=32, help="augmented random crops per step (default 32)")
+    p.add_argument("--augment", choices=AUGMENT_CHOICES, default="diffaugment",
+                   help="diffaugment (default: the official notebook's views and crops) or kornia "
+                        "(clipag's earlier, milder views; crops unaugmented)")
+    p.add_argument("--policy", default="color,translation,resize,cutout",
+                   help="DiffAugment operations (default color,translation,resize,cutout; '' for none)")
     p.add_argument("--view-weight", type=non_negative_float, default=1.0, help="loss weight of the views (default 1)")
     p.add_argument("--crop-weight", type=non_negative_float, default=5.0, help="loss weight of the crops (default 5)")
     p.add_argument("--size", type=IMAGE_SIZE, default=None, help="output side in pixels (default: the model's input size)")
     p.add_argument("--init", default="gmm", help="gmm (default), noise, or a path to a starting image")
     p.add_argument("--gmm", default=None, help="GMM file from `clipag gmm fit`, for --init gmm")
-    p.add_argument("--samples-per-class", type=COUNT, default=8, help="GMM candidates drawn from every class (default 8)")
+    p.add_argument("--samples-per-class", type=COUNT, default=5, help="GMM candidates drawn from every class (default 5: 1,000 over 200 classes, as the notebook)")
     p.add_argument("--prefix", default="", help='text put before every prompt, e.g. "an oil painting of"')
-    p.add_argument("--grad-clip", type=positive_float, default=1.0, help="max L2 norm of the pixel gradient (default 1)")
+    p.add_argument("--grad-clip", type=positive_float, default=0.001,
+                   help="max L2 norm of the pixel gradient (default 0.001, as the notebook)")
+    p.add_argument("--keep", choices=KEEP_CHOICES, default="best",
+                   help="best (default, as the notebook: the image after the step with the best view loss) or last")
     p.add_argument("--threshold-quantile", type=positive_float, default=0.95, help="dynamic thresholding quantile (default 0.95)")
     p.add_argument("--trajectory", action="store_true", help="also save an init-to-final strip and a GIF per image")
     p.add_argument("--trajectory-frames", type=positive_int, default=8, help="frames after the init in the trajectory (default 8)")
     p.add_argument("--overwrite", action="store_true", help="replace earlier results made with other settings")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    add_device_args(p)
+    add_device_args(p, precision="auto")
     p.set_defaults(run=run)
 
 
@@ -51,10 +62,12 @@ def run(args: argparse.Namespace) -> int:
         steps=args.steps, optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
         view_weight=args.view_weight, crop_weight=args.crop_weight, size=args.size, init=args.init, gmm_path=args.gmm,
         samples_per_class=args.samples_per_class, grad_clip=args.grad_clip,
-        threshold_quantile=args.threshold_quantile, prefix=args.prefix,
+        threshold_quantile=args.threshold_quantile, prefix=args.prefix, keep=args.keep,
         trajectory_frames=args.trajectory_frames if args.trajectory else 0,
-        views=ViewConfig(views=args.views, crops=args.crops))
+        views=ViewConfig(views=args.views, crops=args.crops, augment=args.augment, policy=args.policy))
     config.validate()
+    if config.init == "gmm" and not config.gmm_path and missing_gmm_message(args.model):
+        raise ClipagError(missing_gmm_message(args.model))  # before loading a large model
     for prompt in args.prompts:
         full_prompt(prompt, config.prefix)  # reject an empty prompt before loading any model
     guide = Guide.from_pretrained(args.model, device=args.device, precision=args.precision)
