@@ -29,7 +29,8 @@ def test_fit_equals_empirical_means_and_covariances(synthetic):
     for c in range(len(CLASSES)):
         x = data[labels == c].double().numpy()
         np.testing.assert_allclose(gmm.means[c].numpy(), x.mean(0), rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(gmm.cov[c].numpy(), np.cov(x, rowvar=False), rtol=1e-4, atol=1e-6)
+        expected = np.cov(x, rowvar=False, bias=True) + 2.5e-5 * np.eye(48)  # the notebook's fit, in [0, 1]
+        np.testing.assert_allclose(gmm.cov[c].numpy(), expected, rtol=1e-4, atol=1e-6)
     assert gmm.counts.tolist() == [60, 70, 80]
 
 
@@ -108,8 +109,8 @@ def make_image_folder(root, colours, per_class=4):
 def test_fit_from_an_image_folder_skips_unreadable_files(tmp_path):
     root = make_image_folder(tmp_path / "data", {"red": (255, 0, 0), "blue": (0, 0, 255)})
     (root / "red" / "broken.png").write_bytes(b"not an image")
-    gmm, skipped = fit_gmm(root, tmp_path / "g.safetensors", size=4, progress=False)
-    assert gmm.classes == ["blue", "red"] and skipped == 1 and gmm.counts.tolist() == [4, 4]
+    gmm, read = fit_gmm(root, tmp_path / "g.safetensors", size=4, progress=False)
+    assert gmm.classes == ["blue", "red"] and read.unreadable == 1 and gmm.counts.tolist() == [4, 4]
     red = gmm.means[1].view(3, 4, 4)
     assert red[0].min() > 0.99 and red[1].mean() < 0.2  # red channel full, green mostly empty
     assert ClassGMM.load(tmp_path / "g.safetensors").classes == ["blue", "red"]
@@ -132,9 +133,9 @@ def test_fit_from_a_csv_with_a_class_column(tmp_path):
         for i in range(4):
             rows += [f"data/{colour}/{i}.png,a {colour} thing,{colour}-kind"] * 2  # two captions, one image
     (tmp_path / "set.csv").write_text("\n".join(rows) + "\n")
-    gmm, skipped = fit_gmm(tmp_path / "set.csv", tmp_path / "g.safetensors", size=4, progress=False,
-                           class_key="kind")
-    assert gmm.classes == ["blue-kind", "red-kind"] and gmm.counts.tolist() == [4, 4] and skipped == 0
+    gmm, read = fit_gmm(tmp_path / "set.csv", tmp_path / "g.safetensors", size=4, progress=False,
+                        class_key="kind")
+    assert gmm.classes == ["blue-kind", "red-kind"] and gmm.counts.tolist() == [4, 4] and read.unreadable == 0
     assert gmm.means[1].view(3, 4, 4)[0].min() > 0.99
     with pytest.raises(ClipagError, match="--class-column"):
         fit_gmm(tmp_path / "set.csv", tmp_path / "g.safetensors", size=4, progress=False)

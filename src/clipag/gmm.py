@@ -16,16 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
-from tqdm import tqdm
 
 from .errors import ClipagError
-from .io import atomic_path, path_kind, read_rgb
+from .image_sets import LabelledImages, read_labelled_images
+from .io import atomic_path, path_kind
 
 FORMAT = "clipag-gmm"
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+RIDGE = 1e-4 / 4  # the notebook's 1e-4 * I on images in [-1, 1], in the [0, 1] units stored here
 
 
 @dataclass
@@ -52,8 +50,9 @@ class ClassGMM:
 
     @classmethod
     def fit(cls, data: torch.Tensor, labels: torch.Tensor, classes: list[str], size: int,
-            rank: Optional[int] = None) -> "ClassGMM":
-        """Fit one Gaussian per class to data (N, D) in [0,1]; empirical (unbiased) covariances."""
+            rank: Optional[int] = None, ridge: float = RIDGE) -> "ClassGMM":
+        """Fit one Gaussian per class to data (N, D) in [0,1], as the official notebook does: the
+        biased (1/n) empirical covariance plus `ridge` on the diagonal."""
         means, covs, factors, diags, counts = [], [], [], [], []
         for c in range(len(classes)):
             x = data[labels == c].double()  # (n, D)
@@ -61,7 +60,7 @@ class ClassGMM:
                 raise ClipagError(f"class {classes[c]!r} has no readable images; remove it or add images")
             mean = x.mean(0)
             centred = x - mean
-            cov = centred.T @ centred / max(len(x) - 1, 1)  # (D, D)
+            cov = centred.T @ centred / len(x) + ridge * torch.eye(x.shape[1], dtype=x.dtype)  # (D, D)
             means.append(mean)
             counts.append(len(x))
             if rank is None:
@@ -169,98 +168,22 @@ def _low_rank_plus_diag(cov: torch.Tensor, rank: int) -> tuple[torch.Tensor, tor
     return factor, diag
 
 
-# ---------------------------------------------------------------- datasets
-
-def load_image_folder(root: str | os.PathLike, size: int, max_per_class: Optional[int] = None,
-                      progress: bool = True) -> tuple[torch.Tensor, torch.Tensor, list[str], int]:
-    """An ImageFolder-style tree (root/CLASS/*.png) -> (N, 3*size*size) in [0,1], labels, classes, skipped.
-
-    Transparent images are composited on white; unreadable files are skipped and counted.
-    """
-    root = Path(root)
-    if path_kind(root, "dataset folder") != "dir":
-        raise ClipagError(f"dataset folder not found: {root}; give a folder with one sub-folder per class")
-    classes = sorted(d.name for d in root.iterdir() if d.is_dir())
-    files = [(c, p) for c, name in enumerate(classes) for p in _class_files(root / name, max_per_class)]
-    if not files:
-        raise ClipagError(f"no images found under {root}; expected {root}/CLASS_NAME/IMAGE.png")
-    data, labels, skipped = _read_all(files, size, progress, root)
-    return data, labels, classes, skipped
-
-
-def load_csv_classes(csv_path: str | os.PathLike, class_key: str, size: int, image_key: str = "filepath",
-                     max_per_class: Optional[int] = None, progress: bool = True):
-    """Like load_image_folder, from a CSV of image paths (relative to it) and a class column.
-
-    Each image counts once however many rows (captions) name it.
-    """
-    import csv
-    csv_path = Path(csv_path)
-    with csv_path.open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f, delimiter="\t" if csv_path.suffix.lower() == ".tsv" else ",")
-        if not {image_key, class_key} <= set(reader.fieldnames or []):
-            raise ClipagError(f"{csv_path} lacks the column {class_key!r} or {image_key!r}; it has "
-                              f"{reader.fieldnames}; choose with --class-column")
-        by_image = {row[image_key]: row[class_key] for row in reader}
-    classes = sorted(set(by_image.values()))
-    index = {name: i for i, name in enumerate(classes)}
-    files, per_class = [], {}
-    for image, name in by_image.items():
-        if max_per_class and per_class.get(name, 0) >= max_per_class:
-            continue
-        per_class[name] = per_class.get(name, 0) + 1
-        files.append((index[name], csv_path.parent / image))
-    if not files:
-        raise ClipagError(f"{csv_path} lists no images")
-    data, labels, skipped = _read_all(files, size, progress, csv_path)
-    return data, labels, classes, skipped
-
-
-def _read_all(files: list[tuple[int, Path]], size: int, progress: bool, where: Path):
-    """(label, path) pairs -> (N, 3*size*size) in [0,1], labels (N,), count of unreadable files."""
-    rows, labels, skipped = [], [], 0
-    for label, path in tqdm(files, desc="reading images", unit="img", disable=not progress):
-        try:
-            rows.append(_read_small(path, size))
-            labels.append(label)
-        except (UnidentifiedImageError, OSError, ValueError):
-            skipped += 1
-    if not rows:
-        raise ClipagError(f"none of the {len(files)} images of {where} could be read")
-    return torch.from_numpy(np.stack(rows)), torch.tensor(labels), skipped
-
-
-def _class_files(folder: Path, limit: Optional[int]) -> list[Path]:
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    return files[:limit] if limit else files
-
-
-def _read_small(path: Path, size: int) -> np.ndarray:
-    rgb = read_rgb(path).resize((size, size), Image.Resampling.BOX)
-    return (np.asarray(rgb, dtype=np.float32) / 255.0).transpose(2, 0, 1).reshape(-1)  # (3*s*s,)
-
-
 def fit_gmm(dataset: str | os.PathLike, out: str | os.PathLike, size: int = 16, rank: Optional[int] = None,
-            max_per_class: Optional[int] = None, progress: bool = True,
-            class_key: Optional[str] = None, half: bool = False) -> tuple[ClassGMM, int]:
-    """Fit a per-class GMM on an image folder (or a CSV with a `class_key` column), save it to `out`.
+            max_per_class: Optional[int] = None, progress: bool = True, class_key: Optional[str] = None,
+            half: bool = False, split: Optional[str] = None, drop_grey: bool = True,
+            ridge: float = RIDGE) -> tuple[ClassGMM, LabelledImages]:
+    """Fit a per-class GMM on a labelled image set (`clipag.image_sets`: class folders, Tiny-ImageNet,
+    a CSV with a `class_key` column, or `hf:NAME`) and save it to `out`.
 
-    Returns the GMM and the count of unreadable files skipped.
+    Returns the GMM and what was read (counts of unreadable and grey images, the layout recognised).
     """
     if size < 2 or size > 64:
         raise ClipagError(f"GMM image size {size} is not supported; use 2 to 64 (default 16)")
     dim = 3 * size * size
     if rank is not None and not 1 <= rank <= dim:
         raise ClipagError(f"rank {rank} must be between 1 and {dim} (3*size*size), or omitted for full")
-    if Path(dataset).suffix.lower() in (".csv", ".tsv"):
-        if path_kind(dataset, "dataset file") != "file":
-            raise ClipagError(f"dataset file not found: {dataset}")
-        if not class_key:
-            raise ClipagError(f"{dataset} is a CSV; name its class column with --class-column (e.g. subcategory)")
-        data, labels, classes, skipped = load_csv_classes(dataset, class_key, size, max_per_class=max_per_class,
-                                                          progress=progress)
-    else:
-        data, labels, classes, skipped = load_image_folder(dataset, size, max_per_class, progress)
-    gmm = ClassGMM.fit(data, labels, classes, size, rank)
+    images = read_labelled_images(dataset, size, max_per_class=max_per_class, class_key=class_key, split=split,
+                                  drop_grey=drop_grey, progress=progress)
+    gmm = ClassGMM.fit(images.data, images.labels, images.classes, size, rank, ridge=ridge)
     gmm.save(out, half=half)
-    return gmm, skipped
+    return gmm, images

@@ -61,10 +61,30 @@ def spec_file(spec: ModelSpec) -> Optional[Path]:
     return (ASSETS / "models" if spec.bundled else model_dir()) / spec.filename
 
 
+TINY_IMAGENET_GMM = "tiny-imagenet-16px.safetensors"  # in model_dir(): the official notebook's prior
+
+
+def tiny_imagenet_gmm() -> Path:
+    return model_dir() / TINY_IMAGENET_GMM
+
+
 def default_gmm(reference: str) -> Optional[Path]:
-    """The GMM file that a named model starts generation from, or None."""
+    """The GMM file a model starts generation from: a named model's own, else the Tiny-ImageNet GMM of
+    the model folder when it has been made (the GMM is an image prior: any model can use it), else None."""
     spec = get_spec(reference)
-    return ASSETS / "gmm" / spec.gmm if spec is not None and spec.gmm else None
+    if spec is not None and spec.gmm:
+        return ASSETS / "gmm" / spec.gmm
+    return tiny_imagenet_gmm() if tiny_imagenet_gmm().is_file() else None
+
+
+def missing_gmm_message(reference: str) -> Optional[str]:
+    """For a named model that should start from the Tiny-ImageNet GMM and cannot: how to make it."""
+    if get_spec(reference) is None or default_gmm(reference) is not None:
+        return None
+    path = tiny_imagenet_gmm()
+    return (f"{reference} starts from the Tiny-ImageNet GMM, and {path} is missing; make it with "
+            f"`clipag gmm fit hf:Maysee/tiny-imagenet --out {path}` (pip install 'clipag[data]'; or a "
+            f"tiny-imagenet-200 folder instead of hf:...), or pass --gmm FILE or --init noise")
 
 
 register_model(ModelSpec(
