@@ -40,6 +40,10 @@ from clipag.registry import default_gmm
 from clipag.robustness import RobustnessConfig, evaluate_robustness, load_labelled_images
 
 GUIDES = ("clip-emoji", "clipag-emoji")
+PRESETS = {
+    "notebook": {},
+    "previous": {"grad_clip": 1.0, "weight_decay": 0.0, "samples_per_class": 8, "keep": "last"},
+}
 JUDGE = "emoji-judge"
 
 
@@ -77,6 +81,10 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--optimizer", default="adamw", choices=("adamw", "l2"), help="how the pixels climb (GenerateConfig)")
     p.add_argument("--lr", type=float, default=None, help="AdamW learning rate, or the L2 step (default: GenerateConfig's)")
+    p.add_argument("--preset", default="notebook", choices=tuple(PRESETS),
+                   help="notebook: GenerateConfig's defaults (the official notebook's, since issue 13); "
+                        "previous: clipag's defaults before issue 13 (kornia views, unaugmented crops, "
+                        "clip 1.0, no weight decay, 8 candidates per class, the last image)")
     p.add_argument("--views", type=int, default=16)
     p.add_argument("--crops", type=int, default=16)
     p.add_argument("--eps", type=float, nargs="+", default=[0.43, 1.0], help="L2 radii of the robustness attack")
@@ -167,8 +175,9 @@ def generation(args, out: Path) -> dict:
         for init in args.inits:
             config = GenerateConfig(steps=args.steps, init="gmm" if init == "gmm" else "noise",
                                     trajectory_frames=1, optimizer=args.optimizer,
-                                    views=ViewConfig(views=args.views, crops=args.crops),
-                                    **({"lr": args.lr} if args.lr else {}))
+                                    views=ViewConfig(views=args.views, crops=args.crops,
+                                                     augment="kornia" if args.preset == "previous" else "diffaugment"),
+                                    **PRESETS[args.preset], **({"lr": args.lr} if args.lr else {}))
             finals = {}
             for name, guide in guides.items():
                 started = time.perf_counter()
