@@ -34,7 +34,7 @@ from .errors import ClipagError
 from .io import path_kind
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
-GREY_MODES = ("1", "L", "LA", "I", "I;16", "F", "P;L")
+GREY_MODES = ("1", "L", "I", "I;16", "F")  # one channel, no alpha: grey photos (a grey drawing with alpha stays)
 HF_PREFIX = "hf:"
 HF_DEFAULT_SPLITS = ("valid", "validation", "val", "train")  # the first a dataset has is read
 
