@@ -41,3 +41,17 @@ def test_command_writes_png_svg_and_json(tmp_path, capsys):
         assert len(root.findall("{http://www.w3.org/2000/svg}path")) == 5
         assert (tmp_path / f"a-red-apple-seed{seed}.png").stat().st_size > 0
         assert (tmp_path / f"a-red-apple-seed{seed}.gif").stat().st_size > 0
+
+
+def test_the_guide_sees_unnormalised_pixels_by_default_as_the_notebooks(tiny_guide):
+    assert DrawConfig().normalized_input is False
+    images = torch.rand(2, 3, *tiny_guide.image_size)
+    raw = tiny_guide.without_input_normalisation()
+    torch.testing.assert_close(raw.preprocess(images), images)
+    assert not torch.allclose(tiny_guide.preprocess(images), images)  # the original guide is unchanged
+    assert raw.model is tiny_guide.model
+    config = DrawConfig(strokes=8, iterations=3, views=2)
+    plain = draw(tiny_guide, ["a red apple"], seed=0, config=config, progress=False)
+    normalised = draw(tiny_guide, ["a red apple"], seed=0, config=DrawConfig(strokes=8, iterations=3, views=2,
+                      normalized_input=True), progress=False)
+    assert not torch.allclose(plain.image, normalised.image)

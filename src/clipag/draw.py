@@ -7,8 +7,11 @@ Defaults follow the official notebook: 256 open cubic Bezier strokes of 1-3 segm
 widths in [1, 50], RGBA colours on white; Adam with lr 1.0 (points), 0.1 (widths), 0.01 (colours), the
 points' lr dropped to 0.4 at 50% and 0.1 at 75% of the iterations; 1000 iterations; 4 augmented views
 per step, RandomPerspective(0.5) then RandomResizedCrop(0.7-0.9). `augment=False` scores the drawing
-itself (the paper's second setting). The loss is the weighted sum over prompts of -cos(view, prompt),
-averaged over views; a negative weight pushes away from its prompt. Rendering: clipag.raster.
+itself (the paper's second setting). As in the notebooks (`use_normalized_clip = False`), the guide sees
+the [0,1] pixels without its mean/std normalisation; `normalized_input=True` normalises them. The loss is
+the weighted sum over prompts of -cos(view, prompt), averaged over views (the notebook sums over its 4
+views; Adam's steps do not depend on that scale); a negative weight pushes away from its prompt.
+docs/fidelity.md compares every setting. Rendering: clipag.raster.
 """
 from __future__ import annotations
 
@@ -41,6 +44,7 @@ class DrawConfig:
     lr_colours: float = 0.01
     views: int = 4
     augment: bool = True
+    normalized_input: bool = False  # the notebooks feed unnormalised pixels (use_normalized_clip = False)
     size: Optional[int] = None  # canvas side; None = the guide's input size
     trajectory_frames: int = 0
 
@@ -85,6 +89,8 @@ def draw(guide: Guide, prompts: Sequence[str], seed: int = 0, config: DrawConfig
     config.validate()
     started = time.perf_counter()
     torch.manual_seed(seed)  # kornia draws from the global generator
+    if not config.normalized_input:
+        guide = guide.without_input_normalisation()
     size = config.size or guide.image_size[0]
     plan_views(size, config.views, 0, guide.image_size, guide.device, what="drawing")
     text, weights = weighted_text_features(guide, list(prompts))  # (P, D), (P,)

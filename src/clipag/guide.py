@@ -7,6 +7,7 @@ forget to. Text goes through the model's tokenizer once per prompt and is cached
 from __future__ import annotations
 
 import contextlib
+import copy
 import warnings
 from typing import Iterable, Sequence
 
@@ -113,6 +114,15 @@ class Guide:
         with self.autocast():
             features = self.model.encode_image(x).float()
         return F.normalize(features, dim=-1) if normalize else features
+
+    def without_input_normalisation(self) -> "Guide":
+        """This guide fed [0,1] pixels as they are (mean 0, std 1), sharing the model and text cache.
+
+        The CLIPDraw notebooks (kvfrans/clipdraw, royg27/CLIPAG) feed CLIP this way by default.
+        """
+        other = copy.copy(self)
+        other.mean, other.std = torch.zeros_like(self.mean), torch.ones_like(self.std)
+        return other
 
     # ------------------------------------------------------------ text
 
