@@ -61,3 +61,46 @@ def test_vqgan_clip_lowers_its_loss_and_command_writes(tiny_guide, tiny_vqgan_fi
     record = json.loads(next((tmp_path / "out").glob("*.json")).read_text())
     assert record["method"] == "vqgan" and len(record["loss_history"]) == 2
     assert next((tmp_path / "out").glob("*.gif")).stat().st_size > 0
+
+
+def test_clamp_with_grad_passes_gradients_that_lead_back_into_range():
+    from clipag.vqgan import clamp_with_grad
+    x = torch.tensor([-0.5, 0.5, 1.5], requires_grad=True)
+    (clamp_with_grad(x) * torch.tensor([-1.0, 1.0, 1.0])).sum().backward()
+    # below range, a gradient of -1 (descent raises x, back into range) passes; above, +1 (descent lowers x) passes
+    assert x.grad.tolist() == [-1.0, 1.0, 1.0]
+    y = torch.tensor([-0.5, 1.5], requires_grad=True)
+    (clamp_with_grad(y) * torch.tensor([1.0, -1.0])).sum().backward()
+    assert y.grad.tolist() == [0.0, 0.0]  # descent would push further out: blocked, as a plain clamp
+
+
+def test_latest_cutouts_are_pooled_whole_image_copies_with_the_reference_augments():
+    from clipag.vqgan import DEFAULT_AUGMENTS, Cutouts, pool_to
+    image = torch.rand(1, 3, 48, 48)
+    plain = Cutouts(16, 8, augments=())
+    torch.manual_seed(0)
+    batch = plain(image)
+    pooled = (torch.nn.functional.adaptive_avg_pool2d(image, 16) + torch.nn.functional.adaptive_max_pool2d(image, 16)) / 2
+    torch.testing.assert_close(pool_to(image, 16), pooled)
+    noise = batch - pooled
+    assert batch.shape == (8, 3, 16, 16) and 0 < noise.std() < 0.1  # U(0, 0.1)-scaled noise, unclamped
+    assert plain(torch.ones(1, 3, 48, 48)).max() > 1  # not clamped
+    assert DEFAULT_AUGMENTS == ("Af", "Pe", "Ji", "Er")
+    names = [type(m).__name__ for m in Cutouts(16, 4).augment]
+    assert names == ["RandomAffine", "RandomPerspective", "ColorJitter", "RandomErasing"]
+    assert all(m.p == 0.7 for m in Cutouts(16, 4).augment)
+
+
+def test_default_size_is_the_references_for_a_cpu_and_image_prompts_pull(tiny_guide, tiny_vqgan_files, tmp_path):
+    from clipag.io import save_png
+    from clipag.vqgan import default_size
+    assert default_size(torch.device("cpu")) == 256 and VQGANCLIPConfig().size is None
+    save_png(torch.ones(3, 32, 32) * torch.tensor([1.0, 0, 0]).view(3, 1, 1), tmp_path / "red.png")
+    model = load_vqgan(*tiny_vqgan_files)
+    config = VQGANCLIPConfig(steps=20, size=32, cutouts=4, image_prompts=(str(tmp_path / "red.png"),))
+    result = vqgan_clip(tiny_guide, model, [], seed=0, config=config, progress=False)
+    assert sum(result.history[-5:]) < sum(result.history[:5])
+    with pytest.raises(ClipagError, match="image prompt"):
+        vqgan_clip(tiny_guide, model, [], seed=0, config=VQGANCLIPConfig(steps=1, size=32), progress=False)
+    with pytest.raises(ClipagError, match="unknown augment 'Zz'"):
+        VQGANCLIPConfig(augments=("Af", "Zz")).validate()

@@ -3,12 +3,20 @@
     vqgan = load_vqgan("vqgan_imagenet_f16_16384.yaml", "vqgan_imagenet_f16_16384.ckpt")
     result = vqgan_clip(guide, vqgan, ["a lighthouse at dusk"], seed=0, config=VQGANCLIPConfig(steps=500))
 
-As nerdyrodent/VQGAN-CLIP does it: the latent starts from random codebook entries (or an init image's
-encoding); each step decodes it through straight-through quantisation, takes `cutouts` crops of random
-size (the average of adaptive average- and max-pooling to the guide's input size), augments them with
-kornia (flip, affine, perspective, colour jitter, noise), and descends the weighted squared spherical
-distance between crop and prompt embeddings (a negative weight repels). Adam lr 0.1, 500 steps; the
-latent is clamped to the codebook's range.
+As nerdyrodent/VQGAN-CLIP's `generate.py` does it by default (docs/fidelity.md compares each setting):
+the latent starts from random codebook entries (or an init image's encoding); each step decodes it
+through straight-through quantisation and a clamp that lets gradients through when they point back into
+range (ClampWithGrad); the `latest` cutouts are `cutouts` copies of the whole image, each the average of
+its adaptive average- and max-pooling to the guide's input size, augmented by kornia with the `augments`
+list (default Af, Pe, Ji, Er: affine, perspective, colour jitter, erasing, each with p 0.7), plus
+U(0, 0.1)-scaled Gaussian noise, unclamped. The loss is the weighted squared spherical distance
+between cutout and prompt embeddings (text prompts, and image prompts embedded through the same
+cutouts); a negative weight repels. Adam lr 0.1, 500 steps; the latent is clamped to the codebook's
+range. `cut_method="pooled-crops"` keeps clipag's earlier cutouts (random-size crops, pooled, with
+flips, sharpness, affine, perspective and light jitter, clamped).
+
+ClampWithGrad and the cutouts are written here: no maintained library has them, and they are a few
+lines each.
 """
 from __future__ import annotations
 
@@ -27,17 +35,37 @@ from .errors import ClipagError, check_finite
 from .guide import Guide
 from .memory import plan_views
 from .io import environment, results_per_seed, save_gif, save_result
-from .prompts import weighted_text_features
+from .prompts import parse_weighted_prompt, weighted_text_features
 from .vqgan_model import VQGAN
+
+CUT_METHODS = ("latest", "pooled-crops")
+AUGMENTS = {  # generate.py's MakeCutouts choices, with its parameters
+    "Ji": lambda size: K.ColorJitter(brightness=0.1, contrast=0.1, saturation=0.1, hue=0.1, p=0.7),
+    "Sh": lambda size: K.RandomSharpness(sharpness=0.3, p=0.5),
+    "Gn": lambda size: K.RandomGaussianNoise(mean=0.0, std=1.0, p=0.5),
+    "Pe": lambda size: K.RandomPerspective(distortion_scale=0.7, p=0.7),
+    "Ro": lambda size: K.RandomRotation(degrees=15, p=0.7),
+    "Af": lambda size: K.RandomAffine(degrees=15, translate=(0.1, 0.1), shear=5, p=0.7, padding_mode="zeros"),
+    "Et": lambda size: K.RandomElasticTransform(p=0.7),
+    "Ts": lambda size: K.RandomThinPlateSpline(scale=0.8, same_on_batch=True, p=0.7),
+    "Cr": lambda size: K.RandomCrop(size=(size, size), pad_if_needed=True, padding_mode="reflect", p=0.5),
+    "Er": lambda size: K.RandomErasing(scale=(0.1, 0.4), ratio=(0.3, 1 / 0.3), same_on_batch=True, p=0.7),
+    "Re": lambda size: K.RandomResizedCrop(size=(size, size), scale=(0.1, 1), ratio=(0.75, 1.333),
+                                           cropping_mode="resample", p=0.5),
+}
+DEFAULT_AUGMENTS = ("Af", "Pe", "Ji", "Er")
 
 
 @dataclass
 class VQGANCLIPConfig:
     steps: int = 500
     lr: float = 0.1
-    size: int = 256  # output side; rounded down to a multiple of the VQGAN's downsampling
+    size: Optional[int] = None  # output side (multiple of the downsampling); None = the reference's for the device
     cutouts: int = 32
-    cut_pow: float = 1.0
+    cut_method: str = "latest"  # "latest" (the reference's default) or "pooled-crops" (clipag's earlier)
+    augments: tuple[str, ...] = DEFAULT_AUGMENTS  # for "latest", in this order
+    cut_pow: float = 1.0  # crop-size exponent of "pooled-crops"
+    image_prompts: tuple[str, ...] = ()  # "PATH" or "PATH:WEIGHT", embedded through the same cutouts
     init_image: Optional[str] = None
     save_every: int = 0  # keep a frame every N steps (0: none)
 
@@ -45,6 +73,20 @@ class VQGANCLIPConfig:
         check_finite(self)
         if self.steps <= 0 or self.cutouts <= 0 or self.lr <= 0:
             raise ClipagError("steps, cutouts and lr must be positive")
+        if self.cut_method not in CUT_METHODS:
+            raise ClipagError(f"unknown cut method {self.cut_method!r}; choose one of {', '.join(CUT_METHODS)}")
+        unknown = [a for a in self.augments if a not in AUGMENTS]
+        if unknown:
+            raise ClipagError(f"unknown augment {unknown[0]!r}; choose from {' '.join(AUGMENTS)}")
+        for prompt in self.image_prompts:
+            parse_weighted_prompt(prompt)
+
+
+def default_size(device: torch.device) -> int:
+    """generate.py's default side: 512 on a GPU with more than 8 GB, 304 on a smaller one, 256 without."""
+    if device.type != "cuda":
+        return 256
+    return 512 if torch.cuda.get_device_properties(device).total_memory > 2 ** 33 else 304
 
 
 @dataclass
@@ -55,35 +97,71 @@ class VQGANCLIPResult:
     history: list[float]
     frames: list[torch.Tensor]
     seconds: float
+    size: int = 0
+
+
+class ClampWithGrad(torch.autograd.Function):
+    """Clamp to [low, high]; the gradient passes wherever following it moves the value back into range."""
+
+    @staticmethod
+    def forward(ctx, x, low: float, high: float):
+        ctx.low, ctx.high = low, high
+        ctx.save_for_backward(x)
+        return x.clamp(low, high)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        outside = x - x.clamp(ctx.low, ctx.high)  # > 0 above, < 0 below, 0 inside
+        return grad * (grad * outside >= 0), None, None
+
+
+def clamp_with_grad(x: torch.Tensor, low: float = 0.0, high: float = 1.0) -> torch.Tensor:
+    return ClampWithGrad.apply(x, low, high)
+
+
+def pool_to(image: torch.Tensor, size: int) -> torch.Tensor:
+    """The average of adaptive average- and max-pooling to size x size."""
+    return (F.adaptive_avg_pool2d(image, size) + F.adaptive_max_pool2d(image, size)) / 2
 
 
 class Cutouts(torch.nn.Module):
-    """Random-size crops pooled to the guide's input size, then augmented (the reference's MakeCutouts)."""
+    """The reference's cutouts: `latest` (whole-image pooled copies, augmented) or clipag's earlier ones."""
 
-    def __init__(self, cut_size: int, cutn: int, cut_pow: float = 1.0):
+    def __init__(self, cut_size: int, cutn: int, cut_pow: float = 1.0, method: str = "latest",
+                 augments: Sequence[str] = DEFAULT_AUGMENTS):
         super().__init__()
-        self.cut_size, self.cutn, self.cut_pow = cut_size, cutn, cut_pow
-        self.augment = K.AugmentationSequential(
-            K.RandomHorizontalFlip(p=0.5),
-            K.RandomSharpness(0.3, p=0.4),
-            K.RandomAffine(degrees=15, translate=(0.1, 0.1), p=0.7, padding_mode="border"),
-            K.RandomPerspective(0.2, p=0.4),
-            K.ColorJitter(hue=0.01, saturation=0.01, p=0.7),
-        )
+        self.cut_size, self.cutn, self.cut_pow, self.method = cut_size, cutn, cut_pow, method
+        if method == "latest":
+            self.augment = torch.nn.Sequential(*(AUGMENTS[name](cut_size) for name in augments))
+        else:
+            self.augment = K.AugmentationSequential(
+                K.RandomHorizontalFlip(p=0.5),
+                K.RandomSharpness(0.3, p=0.4),
+                K.RandomAffine(degrees=15, translate=(0.1, 0.1), p=0.7, padding_mode="border"),
+                K.RandomPerspective(0.2, p=0.4),
+                K.ColorJitter(hue=0.01, saturation=0.01, p=0.7),
+            )
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
+        if self.method == "latest":
+            copies = pool_to(image, self.cut_size).expand(self.cutn, -1, -1, -1)  # (N, 3, c, c)
+            return self._noisy(self.augment(copies))
+        return self._noisy(self.augment(self._random_crops(image))).clamp(0, 1)
+
+    def _random_crops(self, image: torch.Tensor) -> torch.Tensor:
         side = image.shape[-1]
         min_size = min(side, self.cut_size)
         crops = []
         for _ in range(self.cutn):
             size = int(torch.rand([]) ** self.cut_pow * (side - min_size) + min_size)
             x, y = (int(torch.randint(0, side - size + 1, ())) for _ in range(2))
-            crop = image[:, :, y:y + size, x:x + size]
-            pooled = (F.adaptive_avg_pool2d(crop, self.cut_size) + F.adaptive_max_pool2d(crop, self.cut_size)) / 2
-            crops.append(pooled)
-        batch = self.augment(torch.cat(crops))  # (cutn, 3, c, c)
-        noise = 0.1 * torch.rand(self.cutn, 1, 1, 1, device=batch.device) * torch.randn_like(batch)
-        return (batch + noise).clamp(0, 1)
+            crops.append(pool_to(image[:, :, y:y + size, x:x + size], self.cut_size))
+        return torch.cat(crops)  # (N, 3, c, c)
+
+    def _noisy(self, batch: torch.Tensor) -> torch.Tensor:
+        scale = 0.1 * torch.rand(self.cutn, 1, 1, 1, device=batch.device)  # U(0, 0.1) per cutout
+        return batch + scale * torch.randn_like(batch)
 
 
 def spherical_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -94,22 +172,28 @@ def spherical_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def vqgan_clip(guide: Guide, vqgan: VQGAN, prompts: Sequence[str], seed: int = 0,
                config: VQGANCLIPConfig = VQGANCLIPConfig(), progress: bool = True) -> VQGANCLIPResult:
     config.validate()
+    if not prompts and not config.image_prompts:
+        raise ClipagError("give a text prompt or an image prompt (--image-prompt PATH)")
     started = time.perf_counter()
     torch.manual_seed(seed)
     device = guide.device
     vqgan = vqgan.to(device)
-    text, weights = weighted_text_features(guide, list(prompts))  # (P, D), (P,)
-    latent = initial_latent(vqgan, config, device).requires_grad_(True)  # (1, D, h, w)
+    size = config.size or default_size(device)
+    text, weights = weighted_text_features(guide, list(prompts)) if prompts else (None, None)  # (P, D), (P,)
+    latent = initial_latent(vqgan, config, size, device).requires_grad_(True)  # (1, D, h, w)
     codebook = vqgan.quantize.embedding.weight
     z_min, z_max = codebook.min(dim=0).values.view(1, -1, 1, 1), codebook.max(dim=0).values.view(1, -1, 1, 1)
     optimiser = torch.optim.Adam([latent], lr=config.lr)
-    cutouts = Cutouts(guide.image_size[0], config.cutouts, config.cut_pow)
-    plan_views(config.size, 0, config.cutouts, guide.image_size, guide.device, what="VQGAN+CLIP")
+    cutouts = Cutouts(guide.image_size[0], config.cutouts, config.cut_pow, config.cut_method, config.augments)
+    plan_views(size, 0, config.cutouts, guide.image_size, guide.device, what="VQGAN+CLIP")
+    targets = image_prompt_features(guide, cutouts, config.image_prompts, latent.shape[-1] * vqgan.downsampling)
     history, frames = [], []
     for step in tqdm(range(config.steps), desc="vqgan", unit="step", disable=not progress, leave=False):
-        image = decode(vqgan, latent)  # (1, 3, S, S) in [0,1]
+        image = clamp_with_grad((vqgan.decode(latent) + 1) / 2)  # (1, 3, S, S) in [0,1]
         embeddings = guide.encode_image(cutouts(image)).float()  # (N, D)
-        loss = (spherical_distance(embeddings, text.float()).mean(dim=0) * weights).sum()
+        loss = sum(weight * spherical_distance(embeddings, features).mean() for features, weight in targets)
+        if text is not None:
+            loss = loss + (spherical_distance(embeddings, text.float()).mean(dim=0) * weights).sum()
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
@@ -120,17 +204,30 @@ def vqgan_clip(guide: Guide, vqgan: VQGAN, prompts: Sequence[str], seed: int = 0
             frames.append(image.detach()[0].cpu())
     with torch.no_grad():
         final = decode(vqgan, latent)[0].cpu()
-    return VQGANCLIPResult(list(prompts), seed, final, history, frames, time.perf_counter() - started)
+    return VQGANCLIPResult(list(prompts), seed, final, history, frames, time.perf_counter() - started, size)
+
+
+def image_prompt_features(guide: Guide, cutouts: Cutouts, image_prompts: Sequence[str],
+                          size: int) -> list[tuple[torch.Tensor, float]]:
+    """Each image prompt's cutout embeddings (N, D) and weight, as the reference embeds `-ip` images."""
+    from .io import load_image
+    targets = []
+    for prompt in image_prompts:
+        path, weight = parse_weighted_prompt(prompt)
+        with torch.no_grad():
+            features = guide.encode_image(cutouts(load_image(path, size).to(guide.device))).float()
+        targets.append((features, weight))
+    return targets
 
 
 def decode(vqgan: VQGAN, latent: torch.Tensor) -> torch.Tensor:
     return ((vqgan.decode(latent) + 1) / 2).clamp(0, 1)
 
 
-def initial_latent(vqgan: VQGAN, config: VQGANCLIPConfig, device) -> torch.Tensor:
-    side = config.size // vqgan.downsampling
+def initial_latent(vqgan: VQGAN, config: VQGANCLIPConfig, size: int, device) -> torch.Tensor:
+    side = size // vqgan.downsampling
     if side < 1:
-        raise ClipagError(f"size {config.size} is below the VQGAN's downsampling factor {vqgan.downsampling}")
+        raise ClipagError(f"size {size} is below the VQGAN's downsampling factor {vqgan.downsampling}")
     if config.init_image:
         from .io import load_image
         image = load_image(config.init_image, side * vqgan.downsampling).to(device)
@@ -165,4 +262,5 @@ def vqgan_to_folder(guide: Guide, vqgan: VQGAN, prompts: Sequence[str], seeds: S
 
     identity = {"model": model, "prompts": list(prompts), "vqgan_checkpoint": vqgan_files[1],
                 "settings": dataclasses.asdict(config)}
-    return results_per_seed(out_dir, " ".join(prompts), seeds, identity, make, overwrite)
+    name = " ".join(prompts) or " ".join(Path(parse_weighted_prompt(p)[0]).stem for p in config.image_prompts)
+    return results_per_seed(out_dir, name, seeds, identity, make, overwrite)
