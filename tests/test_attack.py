@@ -79,3 +79,24 @@ def test_default_step_size_is_two_and_a_half_eps_over_steps():
 def test_bad_attack_settings(config, message):
     with pytest.raises(ClipagError, match=message):
         pgd(lambda x: x.sum(), torch.rand(1, 3, 4, 4), config)
+
+
+def test_momentum_follows_the_renormalised_velocity_as_robustvlm_does():
+    # the gradient points along x, then along y; with momentum 0.9 the second step is along
+    # normalise(0.9 * (1, 0) + (0, 1)), without it along (0, 1)
+    images = torch.full((1, 1, 1, 2), 0.5)
+    calls = []
+
+    def loss_fn(x):
+        w = torch.tensor([1.0, 0.0]) if not calls else torch.tensor([0.0, 1.0])
+        calls.append(1)
+        return (x.flatten() * w).sum()
+
+    config = AttackConfig(norm="l2", eps=10, steps=2, step_size=0.1, random_start=False, momentum=0.9)
+    second = torch.tensor([0.9, 1.0]) / torch.tensor([0.9, 1.0]).norm()
+    torch.testing.assert_close(pgd(loss_fn, images, config).flatten(), 0.5 + 0.1 * (torch.tensor([1.0, 0.0]) + second))
+    calls.clear()
+    plain = pgd(loss_fn, images, AttackConfig(norm="l2", eps=10, steps=2, step_size=0.1, random_start=False))
+    torch.testing.assert_close(plain.flatten(), torch.tensor([0.6, 0.6]))
+    with pytest.raises(ClipagError, match="momentum"):
+        AttackConfig(momentum=1.0).validate()

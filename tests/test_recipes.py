@@ -54,3 +54,27 @@ def test_emoji_recipes_parse_and_validate(recipe):
     config = config_from_args(build_parser().parse_args(["train", "--config", str(recipe)]))
     config.validate(world_size=1)
     assert config.model.split(":")[0] in ("emoji-vit-64", "emoji-resnet-64", "local-dir")
+
+
+ROBUSTVLM_RECIPES = sorted((Path(__file__).parent.parent / "recipes" / "robustvlm").glob("*.json"))
+
+
+def test_the_robustvlm_recipes_are_there():
+    assert {p.stem for p in ROBUSTVLM_RECIPES} == {"fare4-vit-b-32", "fare2-vit-b-32", "tecoa4-vit-b-32",
+                                                  "tecoa2-vit-b-32"}
+
+
+@pytest.mark.parametrize("recipe", ROBUSTVLM_RECIPES, ids=lambda p: p.stem)
+def test_robustvlm_recipes_are_its_readme_commands(recipe):
+    args = build_parser().parse_args(["train", "--config", str(recipe)])
+    config = config_from_args(args)
+    config.validate(world_size=8)
+    assert config.objective == recipe.stem[:-len("4-vit-b-32")]
+    assert (config.batch_size, config.steps, config.warmup_steps, config.lr, config.weight_decay) == \
+        (128, 20000, 1400, 1e-5, 1e-4)
+    assert config.grad_clip is None
+    attack = config.attack
+    assert (attack.norm, attack.steps, attack.step_size, attack.momentum) == ("linf", 10, 1, 0.9)
+    assert attack.eps == int(recipe.stem[len(config.objective)]) and attack.alpha == 1 / 255
+    arch, tag = config.model.split(":")
+    assert open_clip.get_pretrained_cfg(arch, tag), config.model

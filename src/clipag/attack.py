@@ -6,7 +6,8 @@ the same thing for every model. Threat models:
   linf  eps in 1/255 units (e.g. 2 means 2/255)
 The step size defaults to 2.5 * eps / steps. The start is random inside the ball (uniform in the L2 ball),
 each step moves along the normalised gradient (L2) or its sign (L-inf), then projects exactly onto the
-ball and clamps to [0,1]. Gradients are taken with torch.autograd.grad with respect to the perturbation
+ball and clamps to [0,1]. With `momentum` (RobustVLM's PGD, which its FARE and TeCoA recipes train with,
+uses 0.9) the step follows a velocity, momentum * velocity + the normalised gradient, normalised again. Gradients are taken with torch.autograd.grad with respect to the perturbation
 only, with the model in eval mode, so nothing reaches the parameters or their .grad.
 """
 from __future__ import annotations
@@ -29,6 +30,7 @@ class AttackConfig:
     steps: int = 5
     step_size: Optional[float] = None  # same units as eps; None = 2.5 * eps / steps
     random_start: bool = True
+    momentum: float = 0.0  # 0: plain PGD; RobustVLM (chs20/RobustVLM train/pgd_train.py): 0.9
 
     def validate(self) -> None:
         if self.norm not in NORMS:
@@ -39,6 +41,8 @@ class AttackConfig:
             raise ClipagError(f"attack steps must be a positive integer, got {self.steps}")
         if self.step_size is not None and not self.step_size > 0:
             raise ClipagError(f"attack step size must be positive, got {self.step_size}")
+        if not 0 <= self.momentum < 1:
+            raise ClipagError(f"attack momentum must be in [0, 1), got {self.momentum}")
 
     @property
     def radius(self) -> float:
@@ -63,12 +67,17 @@ def pgd(loss_fn: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, c
     images = images.detach()
     delta = _random_start(images, config, generator) if config.random_start else torch.zeros_like(images)
     delta = _project(images, delta, config)
+    velocity = torch.zeros_like(images)
     with _eval_mode(model):
         for _ in range(config.steps):
             delta.requires_grad_(True)
             loss = loss_fn(images + delta)
             (grad,) = torch.autograd.grad(loss, [delta])
-            delta = _project(images, delta.detach() + config.alpha * _ascent_direction(grad, config), config)
+            direction = _ascent_direction(grad, config)
+            if config.momentum:  # the velocity is kept normalised, as RobustVLM keeps it
+                velocity = _ascent_direction(config.momentum * velocity + direction, config)
+                direction = velocity
+            delta = _project(images, delta.detach() + config.alpha * direction, config)
     return (images + delta).detach()
 
 

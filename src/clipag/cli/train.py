@@ -32,6 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eps", type=positive_float, help="attack radius: l2 in [0,1] pixels (default 1.5), linf in /255 units")
     p.add_argument("--attack-steps", type=positive_int, help="PGD steps (default 5)")
     p.add_argument("--step-size", type=positive_float, help="PGD step, in eps's units (default 2.5 * eps / steps)")
+    p.add_argument("--attack-momentum", type=non_negative_float,
+                   help="PGD momentum on normalised gradients (default 0; RobustVLM's recipes: 0.9)")
     p.add_argument("--batch-size", type=positive_int, help=f"images per optimiser step over all ranks (default {d.batch_size})")
     p.add_argument("--accum-steps", type=positive_int, help="micro-batches per optimiser step (default 1; the paper 10)")
     p.add_argument("--steps", type=positive_int, help=f"optimiser steps (default {d.steps})")
@@ -63,7 +65,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-ATTACK_OPTIONS = {"norm": "norm", "eps": "eps", "attack_steps": "steps", "step_size": "step_size"}
+ATTACK_OPTIONS = {"norm": "norm", "eps": "eps", "attack_steps": "steps", "step_size": "step_size",
+                  "attack_momentum": "momentum"}
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
