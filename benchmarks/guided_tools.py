@@ -18,7 +18,7 @@ import torch
 from clipag import Guide
 from clipag.draw import DrawConfig, draw
 from clipag.raster import Strokes, render
-from clipag.style import StyleConfig, style
+from clipag.style import StyleConfig, default_vgg_weights, style
 from clipag.vqgan import VQGANCLIPConfig, vqgan_clip
 from clipag.vqgan_model import VQGAN, VQGANConfig
 
@@ -54,6 +54,7 @@ def main() -> None:
     print(f"rasteriser, 256 strokes at 224 px: {forward:.0f} ms forward, {backward:.0f} ms forward + backward\n")
     vqgan = VQGAN(VQGANConfig()).eval().requires_grad_(False)  # vqgan_imagenet_f16_16384's shape, random weights
     content = torch.rand(1, 3, 512, 512)
+    content_loss = "vgg" if default_vgg_weights().is_file() else "pixels"  # the default needs torchvision's file
     print("| method | guide | s/step |\n|---|---|---:|")
     for reference in args.models:
         guide = Guide.from_pretrained(reference, device="cpu")
@@ -61,8 +62,9 @@ def main() -> None:
             "draw (CLIPDraw)": lambda n: draw(guide, ["a red apple"], 0, DrawConfig(iterations=n), progress=False),
             "vqgan (VQGAN+CLIP)": lambda n: vqgan_clip(guide, vqgan, ["a red apple"], 0,
                                                        VQGANCLIPConfig(steps=n), progress=False),
-            "style (CLIPStyler)": lambda n: style(guide, content, "a watercolor painting", 0,
-                                                  StyleConfig(iterations=n), progress=False),
+            f"style (CLIPStyler, {content_loss} content loss)": lambda n: style(
+                guide, content, "a watercolor painting", 0, StyleConfig(iterations=n, content_loss=content_loss),
+                progress=False),
         }
         for method, run in runs.items():
             print(f"| {method} | {reference} | {per_step(run, args.steps):.2f} |", flush=True)

@@ -58,7 +58,7 @@ def test_compare_runs_vqgan_and_style(tmp_path, capsys, tiny_checkpoint, tiny_vq
                  "--out", str(tmp_path / "vq")]) == 0
     Image.new("RGB", (40, 30), (20, 120, 200)).save(tmp_path / "content.png")
     assert main(["compare", "a watercolor painting", "--method", "style", "--content", str(tmp_path / "content.png"),
-                 "--size", "48", "--no-network", *guides, "--out", str(tmp_path / "st")]) == 0
+                 "--size", "48", "--no-network", "--content-loss", "pixels", *guides, "--out", str(tmp_path / "st")]) == 0
     for folder, method, images in (("vq", "vqgan", 2), ("st", "style", 1)):
         report = json.loads((tmp_path / folder / "report.json").read_text())
         assert report["method"] == method and all(run["images"] == images for run in report["runs"].values())

@@ -14,13 +14,13 @@ from clipag.style import StyleConfig, StyleUNet, style, vgg_content_features
 def test_style_lowers_its_loss(tiny_guide, network):
     torch.manual_seed(0)
     content = torch.rand(1, 3, 48, 48)
-    config = StyleConfig(iterations=30, network=network, crops=4, crop_size=24, size=48,
-                         lr=5e-3 if network else 2e-2)
+    config = StyleConfig(iterations=30, network=network, crops=4, crop_size=24, width=48, height=48,
+                         content_loss="pixels", lr=5e-3 if network else 2e-2)
     result = style(tiny_guide, content, "a watercolor painting", config=config, progress=False)
     first = sum(l["total"] for l in result.losses[:5]) / 5
     last = sum(l["total"] for l in result.losses[-5:]) / 5
     assert last < first and result.image.shape == (3, 48, 48)
-    assert "pixels" in result.content_loss  # no VGG weights given: said plainly
+    assert "pixels" in result.content_loss  # the named option, said plainly
 
 
 def test_unet_keeps_size_and_range():
@@ -38,6 +38,7 @@ def test_command(tmp_path, capsys):
     Image.new("RGB", (40, 30), (20, 120, 200)).save(tmp_path / "c.png")
     code = main(["style", str(tmp_path / "c.png"), "a watercolor painting", "--model", "clipag-tiny:random",
                  "--iterations", "2", "--size", "32", "--crops", "2", "--crop-size", "16", "--no-network",
+                 "--content-loss", "pixels",
                  "--out", str(tmp_path / "out"), "--quiet", "--seed", "0", "1", "--trajectory"])
     assert code == 0
     records = [json.loads(f.read_text()) for f in sorted((tmp_path / "out").glob("*.json"))]
@@ -104,3 +105,35 @@ def test_reference_postprocess_is_clipstylers_contrast_then_min_max():
     expected = make_grid(adjust_contrast(image.clamp(0, 1), 1.5)[None], normalize=True, padding=0)
     torch.testing.assert_close(reference_postprocess(image), expected, rtol=0, atol=1e-6)
     assert float(reference_postprocess(image).min()) == 0.0 and float(reference_postprocess(image).max()) == 1.0
+
+
+def test_stylenet_is_the_references_unet_at_615267_parameters():
+    from clipag.style import StyleNet
+    net = StyleNet()
+    assert sum(p.numel() for p in net.parameters()) == 615267  # cyclomon/CLIPstyler StyleNet.UNet(ngf=16)
+    assert StyleConfig().style_net == "stylenet" and StyleConfig().content_loss == "vgg"
+    out = net(torch.rand(1, 3, 48, 64))  # non-square, multiples of 8
+    assert out.shape == (1, 3, 48, 64) and 0 < out.min() and out.max() < 1
+    downsampling = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d) and m.stride == (2, 2)]
+    assert len(downsampling) == 3  # down to 1/8
+
+
+def test_the_vgg_content_loss_is_the_default_and_its_absence_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    with pytest.raises(ClipagError, match="VGG19 weights not found at .*vgg19-dcbb9e9d.pth.*--content-loss pixels"):
+        vgg_content_features()
+    Image.new("RGB", (40, 24), (20, 120, 200)).save(tmp_path / "c.png")
+    code = main(["style", str(tmp_path / "c.png"), "ink", "--model", "clipag-tiny:random", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and "VGG19 weights not found" in err and len(err.strip().splitlines()) == 1
+
+
+def test_non_square_content_is_resized_to_width_by_height(tiny_guide, tmp_path):
+    from clipag.style import style_to_folder
+    Image.new("RGB", (50, 20), (200, 30, 30)).save(tmp_path / "wide.png")
+    config = StyleConfig(iterations=2, crops=2, crop_size=16, width=48, height=24, content_loss="pixels")
+    record = style_to_folder(tiny_guide, tmp_path / "wide.png", ["ink"], [0], tmp_path / "out", config,
+                             progress=False)[0]
+    assert Image.open(record["image"]).size == (48, 24)
+    with pytest.raises(ClipagError, match="divisible by 8"):
+        StyleConfig(width=50, height=24).validate()

@@ -326,6 +326,15 @@ def load_image(path: str | os.PathLike, size: int) -> torch.Tensor:
     return square_tensor(read_picture(path), size).unsqueeze(0)
 
 
+def load_image_resized(path: str | os.PathLike, width: int, height: int) -> torch.Tensor:
+    """An image file -> (1, 3, height, width) in [0,1], resized to exactly that (bicubic, aspect not kept),
+    as CLIPStyler loads its content image; transparency on white."""
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms import functional as TF
+    image = TF.resize(read_picture(path), [height, width], interpolation=InterpolationMode.BICUBIC)
+    return TF.to_tensor(image).unsqueeze(0)
+
+
 def read_csv(path: str | os.PathLike, columns: Sequence[str]) -> list[dict[str, str]]:
     """The rows of a UTF-8 CSV file that has `columns`, each a dict with those columns filled.
 

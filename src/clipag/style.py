@@ -2,15 +2,19 @@
 
     result = style(guide, content, "a watercolor painting", config=StyleConfig(iterations=200))
 
-Two variants, as the CLIPAG paper compares: a small U-Net style network maps the content image to the
-stylised one (the reference's approach), or, with `network=False`, the pixels are optimised directly.
+Two variants, as the CLIPAG paper compares: the reference's StyleNet (a residual U-Net down to 1/8,
+615,267 parameters at its width 16; `style_net="small-unet"` is clipag's earlier 118k-parameter one) maps
+the content image to the stylised one, or, with `network=False`, the pixels are optimised directly. The
+content image is resized to `width` x `height` (512 x 512, multiples of 8), as the reference resizes it.
 Losses (weights 9000 / 500 / 150 / 2e-3 by default):
   patch     directional CLIP loss on 64 random 128-px crops with perspective augmentation: 1 - cos of
             (crop embedding - content embedding) with (prompt - "a Photo"), zeroed below 0.7 (the reference's
             rejection threshold), averaged;
   global    the same direction loss on the whole image;
-  content   MSE of VGG19 relu4_2 and relu5_2 features (the reference's layers '21' and '31') when torchvision VGG19 weights are given
-            (`vgg_weights`), else MSE of the pixels at 1/4 resolution, and the result says which;
+  content   MSE of VGG19 relu4_2 and relu5_2 features (the reference's layers '21' and '31'), from
+            torchvision's own weights file (`vgg_weights`, default torchvision's cache path; absent, a
+            one-line error says how to get it); `content_loss="pixels"` compares the pixels at 1/4
+            resolution instead, a named option for machines without those weights;
   tv        total variation as the reference computes it: the L2 norms of four neighbour differences.
 Text directions average the 80 ImageNet templates (OpenCLIP's metadata). Adam lr 5e-4 (the network) or
 5e-3 (pixels), halved every 100 steps, 200 steps.
@@ -32,7 +36,7 @@ from torch import nn
 from .errors import ClipagError, check_finite
 from .guide import Guide
 from .memory import plan_views
-from .io import (environment, image_grid, load_image, results_per_seed, save_png, save_result,
+from .io import (environment, image_grid, load_image_resized, results_per_seed, save_png, save_result,
                  save_trajectory)
 from .prompts import parse_weighted_prompt
 
@@ -51,8 +55,11 @@ class StyleConfig:
     lambda_global: float = 500.0
     lambda_content: float = 150.0
     lambda_tv: float = 2e-3
-    size: int = 512  # side of the content image
-    vgg_weights: Optional[str] = None  # torchvision vgg19 state dict file
+    width: int = 512  # the content image is resized to width x height, as the reference does
+    height: int = 512
+    style_net: str = "stylenet"  # "stylenet" (the reference's UNet) or "small-unet" (clipag's earlier)
+    content_loss: str = "vgg"  # "vgg" (the reference's VGG19 features) or "pixels" (1/4-resolution pixels)
+    vgg_weights: Optional[str] = None  # torchvision vgg19 state dict; None = torchvision's cache file
     trajectory_frames: int = 0  # > 0: keep this many frames for a strip and a GIF
     postprocess: str = "reference"  # "reference": contrast x1.5 then min-max, as CLIPStyler saves; "none"
 
@@ -62,11 +69,24 @@ class StyleConfig:
             raise ClipagError("iterations and crops must be positive integers")
         if self.postprocess not in POSTPROCESS:
             raise ClipagError(f"unknown postprocess {self.postprocess!r}; use {' or '.join(POSTPROCESS)}")
-        if not 16 <= self.crop_size <= self.size:
-            raise ClipagError(f"crop size {self.crop_size} must be between 16 and the image size {self.size}")
+        if self.style_net not in STYLE_NETS or self.content_loss not in CONTENT_LOSSES:
+            raise ClipagError(f"style net must be one of {', '.join(STYLE_NETS)} and content loss one of "
+                              f"{', '.join(CONTENT_LOSSES)}")
+        if not 16 <= self.width <= 2048 or not 16 <= self.height <= 2048:
+            raise ClipagError(f"unsupported size {self.width}x{self.height}; use 16 to 2048 pixels a side")
+        if self.network and self.style_net == "stylenet" and (self.width % 8 or self.height % 8):
+            raise ClipagError(f"the style network needs a width and height divisible by 8, got "
+                              f"{self.width}x{self.height}; e.g. --width {self.width // 8 * 8 or 8}")
+        if not 16 <= self.crop_size <= min(self.width, self.height):
+            raise ClipagError(f"crop size {self.crop_size} must be between 16 and the image's shorter side "
+                              f"{min(self.width, self.height)}")
 
 
 POSTPROCESS = ("reference", "none")
+STYLE_NETS = ("stylenet", "small-unet")
+CONTENT_LOSSES = ("vgg", "pixels")
+VGG19_FILE = "vgg19-dcbb9e9d.pth"  # torchvision's VGG19_Weights.IMAGENET1K_V1
+VGG19_URL = f"https://download.pytorch.org/models/{VGG19_FILE}"
 
 
 def reference_postprocess(image: torch.Tensor) -> torch.Tensor:
@@ -88,8 +108,54 @@ class StyleResult:
     frames: list[torch.Tensor] = dataclasses.field(default_factory=list)  # content first, then the trajectory
 
 
+class _Residual(nn.Module):
+    """Two 3x3 conv + InstanceNorm + ReLU layers, plus a 1x1 convolution of the input (StyleNet's unit)."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(c_in, c_out, 3, 1, 1), nn.InstanceNorm2d(c_out), nn.ReLU(),
+                                  nn.Conv2d(c_out, c_out, 3, 1, 1), nn.InstanceNorm2d(c_out), nn.ReLU())
+        self.skip = nn.Conv2d(c_in, c_out, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x) + self.skip(x)
+
+
+class StyleNet(nn.Module):
+    """CLIPStyler's style network (cyclomon/CLIPstyler StyleNet.py `UNet`), rebuilt from its layer list.
+
+    A 1x1 stem and a residual unit at full size; three downsampling stages (a residual unit, then a 4x4
+    stride-2 convolution) to 1/8; a residual unit at 8x the width; three upsampling stages (bilinear x2,
+    the stage's pre-downsampling features concatenated, a residual unit); a residual unit on the result
+    and the stem's features; a 1x1 convolution and a sigmoid. 615,267 parameters at width 16.
+    """
+
+    def __init__(self, width: int = 16):
+        super().__init__()
+        w = width
+        self.stem, self.first = nn.Conv2d(3, w, 1), _Residual(w, w)
+        self.down = nn.ModuleList([_Residual(w, w), _Residual(w, 2 * w), _Residual(2 * w, 4 * w)])
+        self.downsample = nn.ModuleList([nn.Conv2d(c, c, 4, 2, 1) for c in (w, 2 * w, 4 * w)])
+        self.middle = _Residual(4 * w, 8 * w)
+        self.up = nn.ModuleList([_Residual(8 * w + 4 * w, 4 * w), _Residual(4 * w + 2 * w, 2 * w),
+                                 _Residual(2 * w + w, w)])
+        self.last, self.head = _Residual(2 * w, w), nn.Conv2d(w, 3, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        stem = self.first(self.stem(x))  # (B, w, H, W)
+        h, skips = stem, []
+        for unit, down in zip(self.down, self.downsample):
+            skip = unit(h)  # (B, c, H/2^k, W/2^k)
+            skips.append(skip)
+            h = down(skip)  # half the size
+        h = self.middle(h)  # (B, 8w, H/8, W/8)
+        for unit, skip in zip(self.up, reversed(skips)):
+            h = unit(torch.cat([F.interpolate(h, scale_factor=2, mode="bilinear"), skip], dim=1))
+        return torch.sigmoid(self.head(self.last(torch.cat([h, stem], dim=1))))  # (B, 3, H, W)
+
+
 class StyleUNet(nn.Module):
-    """A small U-Net: three resolutions down and up with skip connections, sigmoid output in [0,1]."""
+    """clipag's earlier, smaller U-Net (`style_net="small-unet"`): three resolutions, 118,307 parameters."""
 
     def __init__(self, width: int = 16):
         super().__init__()
@@ -126,10 +192,20 @@ def text_direction(guide: Guide, prompts: Sequence[str]) -> torch.Tensor:
     return F.normalize(target - template_features(guide, SOURCE_TEXT), dim=-1)  # (D,)
 
 
-def vgg_content_features(path: str) -> Callable[[torch.Tensor], list[torch.Tensor]]:
-    """torchvision VGG19 (weights from `path`) content features of [0,1] images; see content_features."""
+def default_vgg_weights() -> Path:
+    """Where torchvision keeps VGG19's weights once downloaded: $TORCH_HOME/hub/checkpoints."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / VGG19_FILE
+
+
+def vgg_content_features(path: Optional[str] = None) -> Callable[[torch.Tensor], list[torch.Tensor]]:
+    """torchvision VGG19 content features of [0,1] images (relu_content_features), weights from `path`
+    (default torchvision's cache file); a missing file is a one-line error that says how to get it."""
     from torchvision.models import vgg19
     from .loading import read_state_dict
+    path = path or str(default_vgg_weights())
+    if not Path(path).is_file():
+        raise ClipagError(f"VGG19 weights not found at {path}, for the reference's content loss; download "
+                          f"{VGG19_URL} there (or give --vgg-weights FILE), or use --content-loss pixels")
     model = vgg19()
     try:
         model.load_state_dict(read_state_dict(Path(path)))
@@ -181,17 +257,18 @@ def style(guide: Guide, content: torch.Tensor, prompts: str | Sequence[str], see
     started = time.perf_counter()
     torch.manual_seed(seed)
     content = content.to(guide.device)
-    plan_views(content.shape[-1], 0, config.crops, guide.image_size, guide.device, what="style transfer")
-    content_features = vgg_content_features(config.vgg_weights) if config.vgg_weights else pixel_content_features
-    content_kind = "VGG19 relu4_2 + relu5_2 features" if config.vgg_weights else \
-        "pixels at 1/4 resolution (no VGG19 weights given: pass --vgg-weights vgg19-dcbb9e9d.pth for the reference's loss)"
+    plan_views(max(content.shape[-2:]), 0, config.crops, guide.image_size, guide.device, what="style transfer")
+    if config.content_loss == "vgg":
+        content_features, content_kind = vgg_content_features(config.vgg_weights), "VGG19 relu4_2 + relu5_2 features"
+    else:
+        content_features, content_kind = pixel_content_features, "pixels at 1/4 resolution (--content-loss pixels)"
     prompts = [prompts] if isinstance(prompts, str) else list(prompts)
     direction = text_direction(guide, prompts)  # (D,)
     with torch.no_grad():
         source = guide.encode_image(content).float()  # (1, D)
         target_content = [f.detach() for f in content_features(content)]
     if config.network:
-        network = StyleUNet().to(guide.device)
+        network = (StyleNet() if config.style_net == "stylenet" else StyleUNet()).to(guide.device)
         parameters, render = list(network.parameters()), lambda: network(content)
     else:
         pixels = content.clone().requires_grad_(True)
@@ -235,7 +312,7 @@ def style_to_folder(guide: Guide, content_path: str | Path, prompts: Sequence[st
 
     A result already in `out_dir` with the same settings is kept; other settings need `overwrite`."""
     config.validate()
-    content = load_image(str(content_path), config.size)  # (1, 3, S, S)
+    content = load_image_resized(str(content_path), config.width, config.height)  # (1, 3, H, W)
     model = model_reference or guide.name
 
     def make(seed: int, stem: Path) -> dict:

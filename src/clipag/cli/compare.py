@@ -33,6 +33,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--vqgan-checkpoint", help="vqgan: the checkpoint (.ckpt / .pt / .safetensors)")
     p.add_argument("--content", help="style: the content image every prompt restyles")
     p.add_argument("--no-network", action="store_true", help="style: optimise pixels, not the style network")
+    p.add_argument("--content-loss", choices=("vgg", "pixels"), default="vgg",
+                   help="style: vgg (default, needs torchvision's VGG19 file) or pixels")
     p.add_argument("--size", type=IMAGE_SIZE, help="vqgan / style: output side (defaults: 256 / 512)")
     p.add_argument("--init", default="gmm", help="generate: gmm (default), noise, or an image path")
     p.add_argument("--optimizer", choices=OPTIMIZER_CHOICES, default="adamw", help="generate: adamw (default) or l2")
@@ -79,7 +81,7 @@ def _vqgan_method(args: argparse.Namespace) -> VQGANMethod:
     from ..vqgan import VQGANCLIPConfig
     if not (args.vqgan_config and args.vqgan_checkpoint):
         raise ClipagError("--method vqgan needs --vqgan-config FILE.yaml and --vqgan-checkpoint FILE")
-    config = VQGANCLIPConfig(steps=args.steps, cutouts=args.crops or 32, size=args.size or 256)
+    config = VQGANCLIPConfig(steps=args.steps, cutouts=args.crops or 32, size=args.size)
     return VQGANMethod(config, args.vqgan_config, args.vqgan_checkpoint)
 
 
@@ -88,6 +90,7 @@ def _style_method(args: argparse.Namespace) -> StyleMethod:
     if not args.content:
         raise ClipagError("--method style needs --content IMAGE, the picture every prompt restyles")
     size = args.size or 512
-    config = StyleConfig(iterations=args.steps, network=not args.no_network, size=size,
+    config = StyleConfig(iterations=args.steps, network=not args.no_network, width=size, height=size,
+                         content_loss=args.content_loss,
                          crop_size=max(16, size // 4))  # the reference's 128-px patches of 512-px images
     return StyleMethod(config, args.content)

@@ -5,7 +5,7 @@ import argparse
 
 from ..guide import Guide
 from ..prompts import parse_weighted_prompt
-from ..style import StyleConfig, style_to_folder
+from ..style import CONTENT_LOSSES, STYLE_NETS, StyleConfig, style_to_folder, vgg_content_features
 from .args import add_device_args, COUNT, IMAGE_SIZE, kept, positive_float, positive_int, seed
 from .generate import DEFAULT_MODEL
 
@@ -21,11 +21,19 @@ def add_parser(subparsers) -> None:
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"guide model (default {DEFAULT_MODEL})")
     p.add_argument("--no-network", action="store_true", help="optimise the pixels instead of a style network")
     p.add_argument("--iterations", type=positive_int, default=200, help="steps (default 200)")
-    p.add_argument("--size", type=IMAGE_SIZE, default=512, help="side of the content image (default 512)")
+    p.add_argument("--width", type=IMAGE_SIZE, default=None, help="content image width (default 512, as the reference)")
+    p.add_argument("--height", type=IMAGE_SIZE, default=None, help="content image height (default 512)")
+    p.add_argument("--size", type=IMAGE_SIZE, default=None, help="width and height at once")
+    p.add_argument("--style-net", choices=STYLE_NETS, default="stylenet",
+                   help="stylenet (default: the reference's U-Net, 615k parameters) or small-unet (clipag's earlier)")
     p.add_argument("--crops", type=COUNT, default=64, help="patches per step (default 64)")
     p.add_argument("--crop-size", type=positive_int, default=128, help="patch side (default 128)")
     p.add_argument("--lr", type=positive_float, help="Adam lr (default 5e-4 network, 5e-3 pixels)")
-    p.add_argument("--vgg-weights", help="torchvision VGG19 weights (vgg19-dcbb9e9d.pth) for the content loss")
+    p.add_argument("--content-loss", choices=CONTENT_LOSSES, default="vgg",
+                   help="vgg (default, the reference's VGG19 relu4_2 + relu5_2) or pixels (1/4 resolution, "
+                        "for machines without VGG19 weights)")
+    p.add_argument("--vgg-weights", help="torchvision's VGG19 weights file (default: torchvision's cache, "
+                                         "$TORCH_HOME/hub/checkpoints/vgg19-dcbb9e9d.pth)")
     p.add_argument("--seed", type=seed, nargs="+", default=[0], help="seeds (default 0)")
     p.add_argument("--postprocess", choices=("reference", "none"), default="reference",
                    help="reference (default): contrast x1.5, then stretch to the full range, as CLIPStyler saves; "
@@ -39,10 +47,15 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    width = args.width or args.size or 512
+    height = args.height or args.size or 512
     config = StyleConfig(iterations=args.iterations, network=not args.no_network, lr=args.lr, crops=args.crops,
-                         crop_size=args.crop_size, size=args.size, vgg_weights=args.vgg_weights,
+                         crop_size=args.crop_size, width=width, height=height, style_net=args.style_net,
+                         content_loss=args.content_loss, vgg_weights=args.vgg_weights,
                          trajectory_frames=8 if args.trajectory else 0, postprocess=args.postprocess)
     config.validate()
+    if config.content_loss == "vgg":
+        vgg_content_features(config.vgg_weights)  # a missing VGG19 file fails before the guide loads
     for prompt in args.prompts:
         parse_weighted_prompt(prompt)  # a bad weight fails before the model loads
     guide = Guide.from_pretrained(args.model, device=args.device, precision=args.precision)
