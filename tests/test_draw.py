@@ -55,3 +55,15 @@ def test_the_guide_sees_unnormalised_pixels_by_default_as_the_notebooks(tiny_gui
     normalised = draw(tiny_guide, ["a red apple"], seed=0, config=DrawConfig(strokes=8, iterations=3, views=2,
                       normalized_input=True), progress=False)
     assert not torch.allclose(plain.image, normalised.image)
+
+
+def test_control_points_are_not_clamped_by_default_as_clipdraw():
+    from clipag.raster import Strokes
+    assert DrawConfig().clamp_points is False
+    strokes = Strokes.random(4, 32, generator=torch.Generator().manual_seed(0))
+    strokes.points.data[0, 0] = torch.tensor([-20.0, 50.0])  # off a 32 px canvas
+    strokes.widths.data[0] = 99.0
+    strokes.clamp_(32, max_width=50.0)
+    assert strokes.points[0, 0].tolist() == [-20.0, 50.0] and strokes.widths[0] == 50.0
+    strokes.clamp_(32, max_width=50.0, points=True)
+    assert torch.allclose(strokes.points[0, 0], torch.tensor([-3.2, 35.2]))

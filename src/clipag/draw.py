@@ -8,7 +8,9 @@ widths in [1, 50], RGBA colours on white; Adam with lr 1.0 (points), 0.1 (widths
 points' lr dropped to 0.4 at 50% and 0.1 at 75% of the iterations; 1000 iterations; 4 augmented views
 per step, RandomPerspective(0.5) then RandomResizedCrop(0.7-0.9). `augment=False` scores the drawing
 itself (the paper's second setting). As in the notebooks (`use_normalized_clip = False`), the guide sees
-the [0,1] pixels without its mean/std normalisation; `normalized_input=True` normalises them. The loss is
+the [0,1] pixels without its mean/std normalisation; `normalized_input=True` normalises them. Widths
+and colours are clamped after each step, control points are not (`clamp_points=True` keeps them within
+[-0.1, 1.1] of the canvas). The loss is
 the weighted sum over prompts of -cos(view, prompt), averaged over views (the notebook sums over its 4
 views; Adam's steps do not depend on that scale); a negative weight pushes away from its prompt.
 docs/fidelity.md compares every setting. Rendering: clipag.raster.
@@ -45,6 +47,7 @@ class DrawConfig:
     views: int = 4
     augment: bool = True
     normalized_input: bool = False  # the notebooks feed unnormalised pixels (use_normalized_clip = False)
+    clamp_points: bool = False  # CLIPDraw clamps widths and colours only; True keeps points near the canvas
     size: Optional[int] = None  # canvas side; None = the guide's input size
     trajectory_frames: int = 0
 
@@ -117,7 +120,7 @@ def draw(guide: Guide, prompts: Sequence[str], seed: int = 0, config: DrawConfig
         loss.backward()
         for optimiser in optimisers:
             optimiser.step()
-        strokes.clamp_(size, config.max_width)
+        strokes.clamp_(size, config.max_width, points=config.clamp_points)
         history.append(float(-loss.detach()))
         bar.set_postfix(score=f"{history[-1]:.3f}")
         if step + 1 in frame_steps:

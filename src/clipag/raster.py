@@ -57,12 +57,15 @@ class Strokes:
         """The same strokes with `fn` applied to every tensor (e.g. a device move or detach)."""
         return Strokes(fn(self.points), fn(self.widths), fn(self.colours), fn(self.segment_mask))
 
-    def clamp_(self, canvas: int, max_width: float = 50.0) -> "Strokes":
-        """Keep parameters valid after an optimiser step (CLIPDraw clamps widths to [1, 50])."""
+    def clamp_(self, canvas: int, max_width: float = 50.0, points: bool = False) -> "Strokes":
+        """Keep parameters valid after an optimiser step, as CLIPDraw does: widths to [1, max_width],
+        colours to [0, 1]. `points=True` also keeps control points within [-0.1, 1.1] of the canvas
+        (not in CLIPDraw: strokes may leave the canvas there)."""
         with torch.no_grad():
             self.widths.clamp_(1.0, max_width)
             self.colours.clamp_(0.0, 1.0)
-            self.points.clamp_(-0.1 * canvas, 1.1 * canvas)
+            if points:
+                self.points.clamp_(-0.1 * canvas, 1.1 * canvas)
         return self
 
 

@@ -25,6 +25,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--no-augment", action="store_true", help="score the drawing itself, without views")
     p.add_argument("--normalize-input", action="store_true",
                    help="apply the guide's mean/std to the pixels (default: not, as the official notebooks)")
+    p.add_argument("--clamp-points", action="store_true",
+                   help="keep control points within [-0.1, 1.1] of the canvas (default: not, as CLIPDraw)")
     p.add_argument("--size", type=IMAGE_SIZE, help="canvas side in pixels (default: the guide's input size)")
     p.add_argument("--trajectory", action="store_true", help="also save a strip and a GIF of the drawing's progress")
     p.add_argument("--out", default="outputs/draw", help="output folder (default outputs/draw)")
@@ -37,7 +39,7 @@ def add_parser(subparsers) -> None:
 def config_from_args(args: argparse.Namespace) -> DrawConfig:
     config = DrawConfig(strokes=args.strokes, max_width=args.max_width, iterations=args.iterations,
                         views=args.views, augment=not args.no_augment, normalized_input=args.normalize_input,
-                        size=args.size,
+                        clamp_points=args.clamp_points, size=args.size,
                         trajectory_frames=8 if args.trajectory else 0)
     config.validate()
     return config
