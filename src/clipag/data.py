@@ -50,7 +50,7 @@ import torch
 from torch.utils.data import ConcatDataset, Dataset, IterableDataset, Subset, get_worker_info
 
 from .errors import ClipagError
-from .io import DECODE_ERRORS, path_kind, read_rgb, square_tensor
+from .io import DECODE_ERRORS, path_kind, read_premultiplied, read_rgb, square_tensor
 
 Sample = Optional[tuple[torch.Tensor, str]]  # (image (3, S, S) in [0,1], caption), None when unreadable
 TAR_IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
@@ -81,8 +81,11 @@ def parse_source(spec: str) -> tuple[str, float]:
 def build_dataset(specs: Union[str, Sequence[str]], image_size: int, seed: int = 0,
                   csv_img_key: str = "filepath", csv_caption_key: str = "title",
                   csv_separator: Optional[str] = None, rank: Optional[int] = None,
-                  world_size: Optional[int] = None) -> Dataset:
+                  world_size: Optional[int] = None, alpha: bool = False) -> Dataset:
     """Source specs -> one dataset of (image (3, S, S) in [0,1], caption) items (None when unreadable).
+
+    With `alpha`, images are (4, S, S): premultiplied RGB and opacity (1 for opaque formats), what
+    `clipag train --augment` composites over its backgrounds.
 
     Map-style when every source is; otherwise a `StreamingDataset`. `csv_separator` defaults to a tab
     for .tsv files and a comma otherwise. `rank`/`world_size` default to torch.distributed's when it
@@ -94,12 +97,12 @@ def build_dataset(specs: Union[str, Sequence[str]], image_size: int, seed: int =
         raise ClipagError("no training data given; pass one or more data sources: " + SUPPORTED)
     if image_size < 1:
         raise ClipagError(f"image size {image_size} must be a positive number of pixels")
-    parts = [_open_source(spec, image_size, seed, csv_img_key, csv_caption_key, csv_separator)
+    parts = [_open_source(spec, image_size, seed, csv_img_key, csv_caption_key, csv_separator, alpha)
              for spec in specs]
     if not any(isinstance(part, Shards) for part in parts):
         return parts[0] if len(parts) == 1 else ConcatDataset(parts)
     rank, world_size = _rank_and_world(rank, world_size)
-    return StreamingDataset(parts, image_size, seed, rank, world_size)
+    return StreamingDataset(parts, image_size, seed, rank, world_size, alpha)
 
 
 class ImageCache(Dataset):
@@ -129,7 +132,7 @@ class ImageCache(Dataset):
 
 
 def collate(samples: Sequence[Sample]) -> dict:
-    """Items -> {"images": (B, 3, S, S), "captions": [B str], "skipped": count of dropped Nones}.
+    """Items -> {"images": (B, C, S, S), "captions": [B str], "skipped": count of dropped Nones}.
 
     When every item of a batch was unreadable, "images" is an empty (0, 3, 0, 0) tensor.
     """
@@ -164,13 +167,15 @@ def count_samples(dataset: Dataset) -> Optional[int]:
 
 # ---------------------------------------------------------------- preprocessing
 
-def _image(source: Union[str, os.PathLike, bytes], size: int) -> Optional[torch.Tensor]:
-    """A path or encoded bytes -> (3, size, size) in [0,1], or None when it cannot be read."""
+def _image(source: Union[str, os.PathLike, bytes], size: int, alpha: bool = False) -> Optional[torch.Tensor]:
+    """A path or encoded bytes -> (3, size, size) in [0,1] (or (4, size, size) premultiplied RGBA with
+    `alpha`), or None when it cannot be read."""
+    file = io.BytesIO(source) if isinstance(source, bytes) else source
     try:
-        rgb = read_rgb(io.BytesIO(source) if isinstance(source, bytes) else source)
+        image = read_premultiplied(file) if alpha else read_rgb(file)
     except DECODE_ERRORS:
         return None
-    return square_tensor(rgb, size)
+    return square_tensor(image, size)
 
 
 def _text(data: bytes) -> Optional[str]:
@@ -190,8 +195,8 @@ class CsvDataset(Dataset):
     """Rows of a CSV/TSV file with a header: image path and caption columns."""
 
     def __init__(self, path: Path, image_size: int, img_key: str = "filepath", caption_key: str = "title",
-                 separator: Optional[str] = None):
-        self.root, self.image_size = path.parent, image_size
+                 separator: Optional[str] = None, alpha: bool = False):
+        self.root, self.image_size, self.alpha = path.parent, image_size, alpha
         separator = separator or ("\t" if path.suffix.lower() == ".tsv" else ",")
         try:
             with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: spreadsheets write a BOM
@@ -217,14 +222,14 @@ class CsvDataset(Dataset):
         image, caption = self.images[index], self.captions[index]
         if not image or caption is None:
             return None
-        return _pair(_image(self.root / image, self.image_size), caption.strip())
+        return _pair(_image(self.root / image, self.image_size, self.alpha), caption.strip())
 
 
 class CaptionFolder(Dataset):
     """Images under a folder, each with its caption in a .txt file of the same name beside it."""
 
-    def __init__(self, root: Path, image_size: int):
-        self.image_size = image_size
+    def __init__(self, root: Path, image_size: int, alpha: bool = False):
+        self.image_size, self.alpha = image_size, alpha
         images = sorted(p for p in root.rglob("*") if p.suffix.lower() in FOLDER_IMAGE_SUFFIXES)
         self.images = [p for p in images if p.with_suffix(".txt").is_file()]
         uncaptioned = len(images) - len(self.images)
@@ -241,7 +246,7 @@ class CaptionFolder(Dataset):
             caption = _text(path.with_suffix(".txt").read_bytes())
         except OSError:
             caption = None
-        return _pair(_image(path, self.image_size) if caption is not None else None, caption)
+        return _pair(_image(path, self.image_size, self.alpha) if caption is not None else None, caption)
 
 
 def _subset(dataset: Dataset, fraction: float, seed: int, name: str) -> Dataset:
@@ -276,8 +281,8 @@ class StreamingDataset(IterableDataset):
     """
 
     def __init__(self, parts: list[Union[Dataset, Shards]], image_size: int, seed: int = 0,
-                 rank: int = 0, world_size: int = 1):
-        self.parts, self.image_size, self.seed = parts, image_size, seed
+                 rank: int = 0, world_size: int = 1, alpha: bool = False):
+        self.parts, self.image_size, self.seed, self.alpha = parts, image_size, seed, alpha
         self.rank, self.world_size, self.epoch = rank, world_size, 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -307,7 +312,7 @@ class StreamingDataset(IterableDataset):
         samples = wds.tarfile_to_samples(handler=wds.warn_and_continue)(iter([{"url": u} for u in urls]))
         for n, sample in enumerate(samples):
             if n % slots == slot and _keep(sample, part.fraction, self.seed):
-                yield _tar_sample(sample, self.image_size)
+                yield _tar_sample(sample, self.image_size, self.alpha)
 
 
 def _keep(sample: dict, fraction: float, seed: int) -> bool:
@@ -319,14 +324,14 @@ def _keep(sample: dict, fraction: float, seed: int) -> bool:
     return draw < fraction
 
 
-def _tar_sample(sample: dict, size: int) -> Sample:
+def _tar_sample(sample: dict, size: int, alpha: bool = False) -> Sample:
     """A webdataset sample dict (ext -> bytes) -> (image, caption), or None."""
     data = next((sample[ext] for ext in TAR_IMAGE_EXTS if ext in sample), None)
     text = sample.get("txt")
     if data is None or text is None:
         return None
     caption = _text(text)
-    return _pair(_image(data, size) if caption is not None else None, caption)
+    return _pair(_image(data, size, alpha) if caption is not None else None, caption)
 
 
 def _shard_count(url: str) -> Optional[int]:
@@ -386,15 +391,15 @@ def _locate(spec: str) -> tuple[str, float, Optional[list[str]]]:
 
 
 def _open_source(spec: str, image_size: int, seed: int, img_key: str, caption_key: str,
-                 separator: Optional[str]) -> Union[Dataset, Shards]:
+                 separator: Optional[str], alpha: bool = False) -> Union[Dataset, Shards]:
     path, fraction, urls = _locate(spec)
     if urls is not None:
         return Shards(urls, fraction)
     local = Path(path)
     if local.is_dir():
-        dataset = CaptionFolder(local, image_size)
+        dataset = CaptionFolder(local, image_size, alpha)
     else:
-        dataset = CsvDataset(local, image_size, img_key, caption_key, separator)
+        dataset = CsvDataset(local, image_size, img_key, caption_key, separator, alpha)
     if len(dataset) == 0:
         raise ClipagError(f"no samples found in {path}; a CSV needs data rows, a folder needs .tar shards "
                           f"or images with NAME.txt captions")

@@ -372,7 +372,8 @@ def read_picture(path: str | os.PathLike) -> Image.Image:
 
 
 def square_tensor(image: Image.Image, size: int) -> torch.Tensor:
-    """RGB PIL image -> (3, size, size) in [0,1]: shortest side resized to `size` (bicubic), centre crop."""
+    """RGB (or RGBa) PIL image -> (3 (or 4), size, size) in [0,1]: shortest side resized to `size`
+    (bicubic), centre crop."""
     from torchvision.transforms import InterpolationMode
     from torchvision.transforms import functional as TF
     image = TF.resize(image, size, interpolation=InterpolationMode.BICUBIC)
@@ -381,6 +382,13 @@ def square_tensor(image: Image.Image, size: int) -> torch.Tensor:
 
 # What PIL and its codecs raise on truncated, corrupt or non-image files (UnidentifiedImageError is an OSError).
 DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, zlib.error, Image.DecompressionBombError)
+
+
+def read_premultiplied(path: str | os.PathLike) -> Image.Image:
+    """Open an image as premultiplied RGBA (PIL's "RGBa"), so that resizing does not bleed the colour of
+    transparent pixels into the edges; opaque formats get alpha 1."""
+    with Image.open(path) as image:
+        return image.convert("RGBA").convert("RGBa")
 
 
 def read_rgb(path: str | os.PathLike) -> Image.Image:

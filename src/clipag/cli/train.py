@@ -53,6 +53,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=non_negative_int, help="data loader workers per rank (default 2)")
     p.add_argument("--cache-images", action="store_true", default=None,
                    help="decode each image once and keep it in memory (small CSV/folder datasets; use few workers)")
+    p.add_argument("--augment", dest="augment", action="store_true", default=None,
+                   help="augment each training picture on the device: zoom in/out with shift and rotation, solid or "
+                        "gradient backgrounds behind transparent pictures, brightness/contrast/saturation (no hue), "
+                        "blur, down-up sampling; no flips. A recipe's \"augment\": {...} sets each operation "
+                        "(clipag.training.augment.AugmentConfig)")
+    p.add_argument("--no-augment", dest="augment", action="store_false", help="no augmentation, even if the recipe asks")
     p.add_argument("--save-every", type=positive_int, help=f"checkpoint every N steps (default {d.save_every})")
     p.add_argument("--log-every", type=positive_int, help=f"log every N steps (default {d.log_every})")
     p.add_argument("--resume", help="latest (the run's newest checkpoint, if any) or a checkpoint file")

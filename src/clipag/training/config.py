@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..attack import AttackConfig
+from .augment import AugmentConfig
 from ..errors import SEED_MAX, ClipagError, check_types
 
 OBJECTIVES = ("clipag", "tecoa", "fare", "clean")
@@ -19,7 +20,7 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 # batch is split over ranks and micro-batches, devices, workers, logging and saving) may change and
 # are reported; the optimiser's state carries over and the lr schedule follows the new values.
 RESUME_FIXED = ("model", "data", "objective", "attack", "batch_size", "seed", "negatives", "train_text",
-                "precision", "csv_img_key", "csv_caption_key", "tecoa_template")
+                "precision", "csv_img_key", "csv_caption_key", "tecoa_template", "augment")
 NOT_COMPARED = ("resume", "allow_changed_settings")
 
 
@@ -30,6 +31,7 @@ class TrainConfig:
     out: str  # run folder: settings, logs, checkpoints, exported model
     objective: str = "clipag"
     attack: AttackConfig = field(default_factory=AttackConfig)
+    augment: Optional[AugmentConfig] = None  # None: pictures as they are; see .augment
     batch_size: int = 256  # global: images per optimiser step, over all ranks and micro-batches
     accum_steps: int = 1  # micro-batches per optimiser step (the paper: 10)
     steps: int = 1000  # optimiser steps
@@ -73,6 +75,9 @@ class TrainConfig:
             raise ClipagError(f"unknown objective {self.objective!r}; use one of {', '.join(OBJECTIVES)}")
         if self.objective != "clean":
             self.attack.validate()
+        if self.augment is not None:
+            check_types(self.augment, "fix the recipe or the option")
+            self.augment.validate()
         if self.negatives not in NEGATIVES:
             raise ClipagError(f"unknown negatives {self.negatives!r}; use local or global")
         if not self.data:
@@ -108,14 +113,18 @@ class TrainConfig:
     def from_dict(cls, settings: dict) -> "TrainConfig":
         settings = dict(settings)
         attack = settings.pop("attack", {})
-        if not isinstance(attack, dict):
-            raise ClipagError(f"the attack setting must be an object of {_names(AttackConfig)}, got {attack!r}")
-        for kind, given in ((AttackConfig, attack), (cls, settings)):
+        augment = settings.pop("augment", None)
+        augment = {} if augment is True else augment  # "augment": true in a recipe: the defaults
+        for name, kind, given in (("attack", AttackConfig, attack), ("augment", AugmentConfig, augment or {})):
+            if not isinstance(given, dict):
+                raise ClipagError(f"the {name} setting must be an object of {_names(kind)}, got {given!r}")
+        for kind, given in ((AttackConfig, attack), (AugmentConfig, augment or {}), (cls, settings)):
             unknown = set(given) - {f.name for f in dataclasses.fields(kind)}
             if unknown:
-                what = "attack" if kind is AttackConfig else "training"
+                what = {AttackConfig: "attack", AugmentConfig: "augment"}.get(kind, "training")
                 raise ClipagError(f"unknown {what} settings {sorted(unknown)}; see `clipag train --help`")
-        return cls(attack=AttackConfig(**attack), **settings)
+        augment = None if augment is None or augment is False else AugmentConfig(**augment)
+        return cls(attack=AttackConfig(**attack), augment=augment, **settings)
 
 
 def changed_settings(stored: dict, config: TrainConfig) -> dict[str, list]:
@@ -143,6 +152,8 @@ def _effective(settings: dict) -> dict:
     settings = dict(settings)
     if settings.get("train_text") is None and "objective" in settings:
         settings["train_text"] = settings["objective"] == "clean"
+    augment = settings.get("augment")  # absent (older versions, which had none) or None: off
+    settings["augment"] = {"enabled": True, **augment} if isinstance(augment, dict) else {"enabled": False}
     return settings
 
 

@@ -29,6 +29,7 @@ from ..guide import Guide
 from ..io import atomic_path, check_out_dir, environment, remove_stale_temps, save_json
 from ..loading import LoadedModel, load_model
 from ..memory import check_training_batch
+from .augment import TrainAugment
 from .checkpoint import export_model, list_checkpoints, read_resumable, resolve_resume, restore, save_checkpoint
 from .config import TrainConfig, changed_settings, describe_changes, fixed_changes
 from .distributed import World, all_reduce_sum, barrier, close_world, init_world, sum_gradients
@@ -89,8 +90,9 @@ def _train(config: TrainConfig, world: World, run_dir: Path, progress: bool,
         start_step = state["step"]
         del state
 
-    dataset = build_dataset(config.data, guide.image_size[0], seed=config.seed,
+    dataset = build_dataset(config.data, guide.image_size[0], seed=config.seed, alpha=config.augment is not None,
                             csv_img_key=config.csv_img_key, csv_caption_key=config.csv_caption_key)
+    augment = TrainAugment(config.augment) if config.augment is not None else None
     if config.cache_images:
         dataset = ImageCache(dataset)
     micro_batches = _micro_batches(dataset, config, world, start_step)
@@ -105,7 +107,8 @@ def _train(config: TrainConfig, world: World, run_dir: Path, progress: bool,
         lr = _set_lr(optimizer, config, step)
         batches = [next(micro_batches) for _ in range(config.accum_steps)]
         skipped += sum(b.pop("skipped") for b in batches)
-        batches = [MicroBatch(b["images"].to(world.device), b["captions"], b["index"]) for b in batches]
+        batches = [MicroBatch(_augmented(b["images"].to(world.device), augment, config, step, b["index"]),
+                              b["captions"], b["index"]) for b in batches]
         loss = _optimisation_step(objective, batches, config, step, parameters, optimizer, scaler, world)
         _check_finite(loss, parameters, step + 1, run_dir)
         seconds = time.perf_counter() - started
@@ -200,6 +203,15 @@ def _adversarial(objective: Objective, batch: MicroBatch, config: TrainConfig, s
     generator = torch.Generator(device=device).manual_seed(_attack_seed(config.seed, step, batch.index))
     return pgd(lambda x: objective.attack_loss(x, batch), batch.images, config.attack,
                model=objective.guide.model.visual, generator=generator)
+
+
+def _augmented(images: torch.Tensor, augment: Optional[TrainAugment], config: TrainConfig, step: int,
+               index: int) -> torch.Tensor:
+    """The micro-batch as the model sees it: augmented (RGBA in, RGB out) when the run asks for it."""
+    if augment is None:
+        return images
+    seed = int(np.random.SeedSequence([config.seed, step, index, 1]).generate_state(1, np.uint64)[0] % 2 ** 63)
+    return augment(images, torch.Generator(device=images.device).manual_seed(seed))
 
 
 def _attack_seed(seed: int, step: int, index: int) -> int:
