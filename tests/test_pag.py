@@ -85,3 +85,9 @@ def test_command_writes_results_report_and_strip(pictures_csv, tmp_path, tiny_ch
     assert Image.open(out / "strip.png").size[0] > 100
     assert main(["pag", str(tmp_path / "missing.csv"), "--model", f"{TINY}:random", "--out", str(out)]) == 2
     assert "Traceback" not in capsys.readouterr().err
+    # a second sample that leaves out the first one's names
+    assert main(["pag", str(pictures_csv), "--model", f"{TINY}:random", "--judge", f"{TINY}:{judge_file}", "--names",
+                 "2", "--eps", "1", "--attack-steps", "1", "--exclude", str(out / "results.json"),
+                 "--out", str(tmp_path / "second"), "--quiet"]) == 0
+    second = json.loads((tmp_path / "second" / "results.json").read_text())["pictures"]["names"]
+    assert len(second) == 2 and not set(second) & set(record["pictures"]["names"])

@@ -70,11 +70,16 @@ class PagResult:
 
 
 def sample_pictures(csv_path: str | Path, names: int = 48, seed: int = 0, name_column: str = "name",
-                    path_column: str = "filepath") -> Pictures:
-    """`names` names drawn from a CSV (seeded), one of each name's pictures, and a target for each."""
+                    path_column: str = "filepath", exclude: Sequence[str] = ()) -> Pictures:
+    """`names` names drawn from a CSV (seeded), one of each name's pictures, and a target for each.
+
+    Names in `exclude` are never drawn: choose settings on one sample, report on another."""
     csv_path = Path(csv_path)
     by_name: dict[str, list[str]] = {}
+    excluded = set(exclude)
     for row in read_csv(csv_path, (path_column, name_column)):
+        if row[name_column] in excluded:
+            continue
         files = by_name.setdefault(row[name_column], [])
         file = str(csv_path.parent / row[path_column])
         if file not in files:
@@ -90,6 +95,23 @@ def sample_pictures(csv_path: str | Path, names: int = 48, seed: int = 0, name_c
     for k, i in enumerate(order):
         targets[i] = chosen[order[(k + 1) % len(order)]]
     return Pictures(files, chosen, targets)
+
+
+def read_names(path: str | Path) -> list[str]:
+    """Names to exclude: a `clipag pag` results.json (its sample's names), or a text file, one per line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ClipagError(f"cannot read names from {path} ({err}); give a results.json of `clipag pag` or "
+                          f"a text file of names, one per line") from None
+    if path.suffix.lower() == ".json":
+        import json
+        try:
+            return list(json.loads(text)["pictures"]["names"])
+        except (ValueError, KeyError, TypeError):
+            raise ClipagError(f"{path} is not a results.json written by `clipag pag`") from None
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def targeted_pag(guide: Guide, judge: Guide, pictures: Pictures, config: PagConfig = PagConfig(),

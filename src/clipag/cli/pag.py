@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..guide import Guide
 from ..io import atomic_path, environment, save_json
-from ..pag import PagConfig, pag_table, picture_strip, sample_pictures, targeted_pag
+from ..pag import PagConfig, pag_table, picture_strip, read_names, sample_pictures, targeted_pag
 from .args import add_device_args, positive_float, positive_int, seed
 
 
@@ -27,6 +27,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--attack-steps", type=positive_int, default=50, help="PGD steps per radius (default 50)")
     p.add_argument("--template", default="{}", help="prompt of a name, e.g. 'an emoji of {}' (default '{}')")
     p.add_argument("--batch-size", type=positive_int, default=64, help="pictures per batch (default 64)")
+    p.add_argument("--exclude", help="names never drawn: a results.json of an earlier `clipag pag` (choose settings "
+                                     "on that sample, report on this one) or a text file, one name per line")
     p.add_argument("--seed", type=seed, default=0, help="seed of the sample of names and their targets (default 0)")
     p.add_argument("--out", default="outputs/pag", help="output folder (default outputs/pag)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -38,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
     config = PagConfig(eps=list(args.eps), steps=args.attack_steps, template=args.template,
                        batch_size=args.batch_size, seed=args.seed)
     config.validate()
-    pictures = sample_pictures(args.data, args.names, args.seed, name_column=args.class_column)
+    exclude = read_names(args.exclude) if args.exclude else []
+    pictures = sample_pictures(args.data, args.names, args.seed, name_column=args.class_column, exclude=exclude)
     judge = Guide.from_pretrained(args.judge, device=args.device, precision=args.precision)
     results = {}
     for reference in args.model:
@@ -55,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
                f"judge {args.judge}, top-1 on the clean pictures {100 * next(iter(clean.values()), 0):.1f}%, "
                f"chance {100 * chance:.1f}%; L2 PGD, {args.attack_steps} steps, no random start")
     print(summary + "\n" + table)
-    save_json({"data": args.data, "judge": args.judge, "settings": vars(config), "pictures": vars(pictures),
+    save_json({"data": args.data, "judge": args.judge, "excluded": len(exclude), "settings": vars(config), "pictures": vars(pictures),
                "chance": chance, "judge_clean_accuracy": clean,
                "rates": {m: r.rates for m, r in results.items()},
                "judged": {m: r.judged for m, r in results.items()}, **environment()}, out / "results.json")
