@@ -33,7 +33,7 @@ def test_command_line_options_override_the_recipe():
     assert config.attack.eps == 0.5 and config.steps == 3 and config.data == ["mine.csv"]
 
 
-EMOJI_RECIPES = sorted((Path(__file__).parent.parent / "recipes" / "emoji").glob("*.json"))
+EMOJI_RECIPES = sorted((Path(__file__).parent.parent / "recipes" / "emoji").rglob("*.json"))
 
 
 @pytest.mark.parametrize("recipe", EMOJI_RECIPES, ids=lambda p: p.stem)
@@ -48,7 +48,7 @@ def test_emoji_recipes_parse_and_name_registered_architectures(recipe):
         assert config.attack.norm == "l2" and not config.text_trainable
 
 
-@pytest.mark.parametrize("recipe", sorted((Path(__file__).parent.parent / "recipes" / "emoji").glob("*.json")),
+@pytest.mark.parametrize("recipe", EMOJI_RECIPES,
                          ids=lambda p: p.stem)
 def test_emoji_recipes_parse_and_validate(recipe):
     config = config_from_args(build_parser().parse_args(["train", "--config", str(recipe)]))

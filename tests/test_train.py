@@ -318,3 +318,9 @@ def test_an_existing_run_is_never_overwritten(tmp_path, shapes_csv, start_checkp
     with pytest.raises(ClipagError, match="--resume latest"):
         train(config(start_checkpoint, shapes_csv, run_dir, steps=2, lr=5e-3), progress=False)
     assert_same_weights(before, weights(run_dir), atol=0)
+
+
+def test_the_clipag_objective_with_a_trained_text_tower_runs(tmp_path, shapes_csv, start_checkpoint):
+    # found by tests/test_fuzz_cli.py: the attack needs text targets even when the text tower trains
+    run = train(config(start_checkpoint, shapes_csv, tmp_path / "run", train_text=True, steps=2), progress=False)
+    assert (run / "open_clip_model.safetensors").is_file()

@@ -60,9 +60,9 @@ class Objective:
 
     def targets(self, batch: MicroBatch) -> dict:
         """What the loss compares against, computed once per micro-batch (never per PGD step)."""
-        if self.train_text:
+        if self.train_text and not self.attacks:  # the loss encodes the text itself, with gradients
             return {}
-        with torch.no_grad():
+        with torch.no_grad():  # the attack's fixed targets (with --train-text the loss re-encodes them)
             return {"text": self.guide.encode_text(batch.captions, cache=False)}
 
     def features(self, images: torch.Tensor, batch: MicroBatch) -> dict:
