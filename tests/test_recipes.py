@@ -43,7 +43,7 @@ def test_emoji_recipes_parse_and_name_registered_architectures(recipe):
     assert config.data == ["data/emoji/train.csv"] and config.cache_images
     reference = config.model.removeprefix("local-dir:runs/")
     arch = reference.split(":")[0]
-    assert arch in ("emoji-vit-64", "emoji-resnet-64", "clip-emoji", "clipag-emoji")
+    assert arch in ("emoji-vit-64", "emoji-resnet-64", "emoji-resnet-32", "emoji-vit-32", "clip-emoji", "clipag-emoji")
     if config.objective == "clipag":
         assert config.attack.norm == "l2" and not config.text_trainable
 
@@ -53,7 +53,7 @@ def test_emoji_recipes_parse_and_name_registered_architectures(recipe):
 def test_emoji_recipes_parse_and_validate(recipe):
     config = config_from_args(build_parser().parse_args(["train", "--config", str(recipe)]))
     config.validate(world_size=1)
-    assert config.model.split(":")[0] in ("emoji-vit-64", "emoji-resnet-64", "local-dir")
+    assert config.model.split(":")[0] in ("emoji-vit-64", "emoji-resnet-64", "emoji-resnet-32", "emoji-vit-32", "local-dir")
 
 
 ROBUSTVLM_RECIPES = sorted((Path(__file__).parent.parent / "recipes" / "robustvlm").glob("*.json"))
