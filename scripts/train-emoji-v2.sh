@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Issue 14's emoji models on the ten-style corpus, from recipes/emoji/v2/, one run after another.
+# Every run resumes (--resume latest), so re-running this script continues where it stopped: the runs
+# are split across sessions on the 2-core CPU. Run from the repository root after
+#   clipag data emoji --from npm --out data/emoji
+# Options after the script name go to every `clipag train` (e.g. --device cuda). ONLY=NAME runs one recipe.
+set -euo pipefail
+CLIPAG=${CLIPAG:-clipag}
+ORDER=(clip-emoji-r32 emoji-judge clipag-emoji-r32-eps0.5 clipag-emoji-r32-eps1.0 clipag-emoji-r32-eps2.0 clip-emoji)
+for name in "${ORDER[@]}"; do
+    [ -n "${ONLY:-}" ] && [ "$ONLY" != "$name" ] && continue
+    recipe=recipes/emoji/v2/$name.json
+    out=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['out'])" "$recipe")
+    if [ -f "$out/open_clip_model.safetensors" ]; then echo "$name: done ($out)"; continue; fi
+    echo "$name: training ($out)"
+    $CLIPAG train --config "$recipe" --resume latest --quiet "$@"
+done
