@@ -40,3 +40,12 @@ def test_generate_defaults_to_clipag_emoji_and_its_gmm(tmp_path, capsys):
     record = json.loads((tmp_path / "a-red-apple-seed0.json").read_text())
     assert record["model"] == "clipag-emoji"
     assert record["init"]["init"] == "gmm" and record["settings"]["gmm_path"].endswith(".safetensors")
+
+
+def test_the_shipped_weights_carry_their_attribution_and_the_package_its_version():
+    from importlib.metadata import version
+    from importlib.resources import files
+    import clipag
+    text = files("clipag").joinpath("assets/models/LICENSES.md").read_text()
+    assert "CC-BY 4.0" in text and "Twemoji" in text and "Apache License 2.0" in text
+    assert clipag.__version__ == version("clipag")
