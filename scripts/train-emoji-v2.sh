@@ -4,6 +4,8 @@
 # are split across sessions on the 2-core CPU. Run from the repository root after
 #   clipag data emoji --from npm --out data/emoji
 # Options after the script name go to every `clipag train` (e.g. --device cuda). ONLY=NAME runs one recipe.
+# A finished run whose model was committed (docs/models/runs/v2/NAME: fp16 weights, config, settings,
+# log; a new checkout has no runs/) is restored instead of trained again.
 set -euo pipefail
 CLIPAG=${CLIPAG:-clipag}
 ORDER=(clip-emoji-r32 emoji-judge clipag-emoji-r32-eps0.5 clipag-emoji-r32-eps1.0 clipag-emoji-r32-eps2.0 clip-emoji)
@@ -11,6 +13,10 @@ for name in "${ORDER[@]}"; do
     [ -n "${ONLY:-}" ] && [ "$ONLY" != "$name" ] && continue
     recipe=recipes/emoji/v2/$name.json
     out=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['out'])" "$recipe")
+    kept=docs/models/runs/v2/$name
+    if [ ! -f "$out/open_clip_model.safetensors" ] && [ -f "$kept/open_clip_model.safetensors" ]; then
+        mkdir -p "$out" && cp "$kept"/* "$out"/ && echo "$name: restored from $kept"
+    fi
     if [ -f "$out/open_clip_model.safetensors" ]; then echo "$name: done ($out)"; continue; fi
     echo "$name: training ($out)"
     $CLIPAG train --config "$recipe" --resume latest --quiet "$@"
