@@ -110,7 +110,7 @@ def test_damaged_gmm_files_are_one_line_errors(tmp_path):
 
 
 def test_emoji_manifests_that_are_not_objects_are_ignored(tmp_path):
-    from clipag.emoji import _package_name
+    from clipag.emoji.packages import _package_name
     (tmp_path / "package.json").write_text("[1, 2]")
     assert _package_name(tmp_path / "package.json") is None
     (tmp_path / "package.json").write_bytes(bytes(range(128, 256)))

@@ -19,11 +19,12 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
+from .configs import AESTHETIC_EMBEDDER
 from .errors import ClipagError
 from .guide import Guide
 from .loading import read_state_dict
 
-DEFAULT_EMBEDDER = "ViT-L-14:openai"
+DEFAULT_EMBEDDER = AESTHETIC_EMBEDDER
 
 
 class AestheticMLP(nn.Module):

@@ -13,47 +13,11 @@ only, with the model in eval mode, so nothing reaches the parameters or their .g
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 from typing import Callable, Optional
 
 import torch
 
-from .errors import ClipagError
-
-NORMS = ("l2", "linf")
-
-
-@dataclass
-class AttackConfig:
-    norm: str = "l2"
-    eps: float = 1.5  # l2: pixel units; linf: 1/255 units
-    steps: int = 5
-    step_size: Optional[float] = None  # same units as eps; None = 2.5 * eps / steps
-    random_start: bool = True
-    momentum: float = 0.0  # 0: plain PGD; RobustVLM (chs20/RobustVLM train/pgd_train.py): 0.9
-
-    def validate(self) -> None:
-        if self.norm not in NORMS:
-            raise ClipagError(f"unknown threat model {self.norm!r}; use l2 or linf")
-        if not self.eps > 0:
-            raise ClipagError(f"attack eps must be positive, got {self.eps}")
-        if self.steps <= 0:
-            raise ClipagError(f"attack steps must be a positive integer, got {self.steps}")
-        if self.step_size is not None and not self.step_size > 0:
-            raise ClipagError(f"attack step size must be positive, got {self.step_size}")
-        if not 0 <= self.momentum < 1:
-            raise ClipagError(f"attack momentum must be in [0, 1), got {self.momentum}")
-
-    @property
-    def radius(self) -> float:
-        """eps in [0,1] pixel units."""
-        return self.eps / 255 if self.norm == "linf" else self.eps
-
-    @property
-    def alpha(self) -> float:
-        """Step size in [0,1] pixel units."""
-        step = self.step_size if self.step_size is not None else 2.5 * self.eps / self.steps
-        return step / 255 if self.norm == "linf" else step
+from .configs import NORMS, AttackConfig
 
 
 def pgd(loss_fn: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, config: AttackConfig,

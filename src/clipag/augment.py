@@ -23,35 +23,19 @@ loop over views). Every random draw of a step is made before any view is built (
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Iterator, Optional
+from typing import Iterator
 
 import kornia.augmentation as K
 import torch
 import torch.nn.functional as F
 
-AUGMENT_CHOICES = ("diffaugment", "kornia")
-POLICY_OPS = ("color", "translation", "resize", "cutout")
+from .configs import AUGMENT_CHOICES, POLICY_OPS, ViewConfig, check_view_config
+
 _UNBATCHED_PARAMS = ("order", "forward_input_shape")  # kornia keys with no batch dimension
 
 
-@dataclass
-class ViewConfig:
-    views: int = 32  # augmented whole-image views per step
-    crops: int = 32  # augmented random crops per step
-    augment: str = "diffaugment"  # "diffaugment" (official notebook) or "kornia" (clipag's earlier views)
-    policy: str = "color,translation,resize,cutout"  # DiffAugment operations, in this order
-    noise_std: float = 0.01  # Gaussian noise added to the image before augmenting
-    translate: float = 0.125  # largest shift, as a share of the side
-    resize: tuple[float, float] = (0.8, 1.2)  # range of the per-batch resize ratio
-    cutout: float = 0.5  # side of the zeroed square, as a share of the side
-    crop_share: float = 128 / 224  # side of the fixed-size crops, as a share of the image's side
-
-    def policy_ops(self) -> tuple[str, ...]:
-        return tuple(op.strip() for op in self.policy.split(",") if op.strip())
-
-
 # ---------------------------------------------------------------- DiffAugment, batched
+
 
 def sample_diffaugment(n: int, size: tuple[int, int], config: ViewConfig, device) -> dict:
     """Every random draw of DiffAugment for a batch of `n` images of `size` (H, W)."""
@@ -247,18 +231,3 @@ def _slice_kornia(params: dict, start: int, stop: int) -> dict:
     return sliced
 
 
-def check_view_config(config: ViewConfig) -> Optional[str]:
-    """What is wrong with `config`, in one line, or None."""
-    if config.augment not in AUGMENT_CHOICES:
-        return f"unknown augment {config.augment!r}; choose one of {', '.join(AUGMENT_CHOICES)}"
-    unknown = [op for op in config.policy_ops() if op not in POLICY_OPS]
-    if unknown:
-        return f"unknown DiffAugment operation {unknown[0]!r}; the policy takes {','.join(POLICY_OPS)}"
-    if not 0 <= config.translate < 0.5 or not 0 <= config.cutout <= 1 or not 0 < config.crop_share <= 1:
-        return "translate must be in [0, 0.5), cutout in [0, 1] and crop_share in (0, 1]"
-    low, high = config.resize
-    if not 0.1 <= low <= high <= 4:
-        return f"resize range {config.resize} must satisfy 0.1 <= low <= high <= 4"
-    if config.noise_std < 0:
-        return f"noise_std must be 0 or more, got {config.noise_std}"
-    return None

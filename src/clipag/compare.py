@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 from .aesthetic import AestheticScorer, pairwise_preference
 from .evaluate import collect_items, evaluate_items
+from .configs import COMPARE_METHODS
 from .errors import ClipagError
 from .generate import GenerateConfig, generate_to_folder
 from .guide import Guide
@@ -95,6 +96,7 @@ def _run_style(method: StyleMethod) -> Method:
 
 METHODS: dict[str, Callable[..., Method]] = {"generate": _run_generate, "draw": _run_draw, "vqgan": _run_vqgan,
                                              "style": _run_style}
+assert tuple(METHODS) == COMPARE_METHODS  # the CLI offers the names without importing this module
 
 
 def compare(prompts: Sequence[str], guides: Sequence[str], out_dir: str | Path, evaluators: Sequence[str],

@@ -21,42 +21,18 @@ import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Sequence
 
 import kornia.augmentation as K
 import torch
 from tqdm import tqdm
 
-from .errors import ClipagError, check_finite
+from .configs import DrawConfig
 from .guide import Guide
 from .memory import plan_views
 from .io import environment, results_per_seed, save_result, save_trajectory
 from .prompts import weighted_text_features
 from .raster import Strokes, render, write_svg
-
-
-@dataclass
-class DrawConfig:
-    strokes: int = 256
-    max_segments: int = 3
-    max_width: float = 50.0
-    iterations: int = 1000
-    lr_points: float = 1.0
-    lr_widths: float = 0.1
-    lr_colours: float = 0.01
-    views: int = 4
-    augment: bool = True
-    normalized_input: bool = False  # the notebooks feed unnormalised pixels (use_normalized_clip = False)
-    clamp_points: bool = False  # CLIPDraw clamps widths and colours only; True keeps points near the canvas
-    size: Optional[int] = None  # canvas side; None = the guide's input size
-    trajectory_frames: int = 0
-
-    def validate(self) -> None:
-        check_finite(self)
-        if self.strokes <= 0 or self.iterations <= 0 or self.views <= 0:
-            raise ClipagError("strokes, iterations and views must be positive integers")
-        if not 1 <= self.max_segments <= 8:
-            raise ClipagError(f"max segments {self.max_segments} is out of range; use 1 to 8")
 
 
 @dataclass

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -20,72 +20,16 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .augment import GuidanceViews, ViewConfig, check_view_config
-from .errors import ClipagError, check_finite
+from .augment import GuidanceViews, ViewConfig
+from .configs import ADAMW_WEIGHT_DECAY, INIT_CHOICES, KEEP_CHOICES, OPTIMIZER_CHOICES, GenerateConfig
+from .errors import ClipagError
 from .gmm import ClassGMM
 from .registry import default_gmm, missing_gmm_message
 from .guide import Guide
 from .memory import plan_views
+from .prompts import full_prompt
 from .io import (earlier_result, environment, image_grid, load_image, save_png, save_result,
                  save_trajectory, unique_stems)
-
-INIT_CHOICES = ("gmm", "noise")
-OPTIMIZER_CHOICES = ("adamw", "l2")
-KEEP_CHOICES = ("best", "last")
-ADAMW_WEIGHT_DECAY = 0.01  # torch.optim.AdamW's default, which the notebook does not change
-
-
-@dataclass
-class GenerateConfig:
-    steps: int = 100  # the official notebook uses 100, the paper 1000
-    optimizer: str = "adamw"  # "adamw" (official notebook) or "l2": steps along the normalised gradient
-    lr: float = 0.0175  # AdamW's learning rate; with "l2", each step's root-mean-square change per pixel
-    weight_decay: Optional[float] = None  # AdamW's; None = torch's default 0.01, which the notebook keeps
-    view_weight: float = 1.0
-    crop_weight: float = 5.0
-    size: Optional[int] = None  # output side in pixels; None = the model's input size
-    init: str = "gmm"  # "gmm", "noise", or a path to an image
-    gmm_path: Optional[str] = None
-    samples_per_class: int = 5  # GMM candidates drawn from every class (the notebook: 1,000 over 200 classes)
-    grad_clip: float = 0.001  # max L2 norm of the pixel gradient (the notebook's clip_grad_norm)
-    keep: str = "best"  # "best": the image after the step with the lowest view loss (notebook); "last"
-    threshold_quantile: float = 0.95  # dynamic thresholding (Imagen) of the pixels in [-1, 1]
-    prefix: str = ""  # e.g. "an oil painting of"
-    trajectory_frames: int = 0  # > 0: keep this many frames for a strip and a GIF
-    views: ViewConfig = field(default_factory=ViewConfig)
-    chunk: Optional[int] = None  # views and crops per pass; None = as many as fit in memory (same result)
-
-    def validate(self) -> None:
-        check_finite(self)
-        for name in ("lr", "weight_decay", "view_weight", "crop_weight", "grad_clip", "threshold_quantile"):
-            value = getattr(self, name)
-            if name == "weight_decay" and value is None:
-                continue
-            if not isinstance(value, (int, float)) or value < 0:  # finiteness: check_finite above
-                raise ClipagError(f"{name} must be a finite number, 0 or more; got {value!r}")
-        if self.chunk is not None and self.chunk <= 0:
-            raise ClipagError(f"chunk must be a positive number of views, got {self.chunk}")
-        if self.steps <= 0:
-            raise ClipagError(f"steps must be a positive integer, got {self.steps}")
-        if self.views.views < 0 or self.views.crops < 0 or self.views.views + self.views.crops == 0:
-            raise ClipagError("need at least one view or crop per step; set --views or --crops above 0")
-        if self.size is not None and not 16 <= self.size <= 2048:
-            raise ClipagError(f"unsupported image size {self.size}; use 16 to 2048 pixels")
-        if self.lr <= 0:
-            raise ClipagError(f"learning rate must be positive, got {self.lr}")
-        if self.keep not in KEEP_CHOICES:
-            raise ClipagError(f"unknown keep {self.keep!r}; choose one of {', '.join(KEEP_CHOICES)}")
-        problem = check_view_config(self.views)
-        if problem:
-            raise ClipagError(problem)
-        if self.optimizer not in OPTIMIZER_CHOICES:
-            raise ClipagError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZER_CHOICES)}")
-        if self.optimizer == "l2" and self.weight_decay:
-            raise ClipagError("weight decay applies to the adamw optimizer only; drop it or use --optimizer adamw")
-        if self.samples_per_class <= 0:
-            raise ClipagError(f"samples per class must be positive, got {self.samples_per_class}")
-        if not 0 < self.threshold_quantile <= 1:
-            raise ClipagError(f"threshold quantile must be in (0, 1], got {self.threshold_quantile}")
 
 
 @dataclass
@@ -100,13 +44,6 @@ class GenerationResult:
     frames: list[torch.Tensor]  # trajectory frames, init first and final last, when asked
     init: dict  # how the start was chosen
     seconds: float
-
-
-def full_prompt(prompt: str, prefix: str = "") -> str:
-    prompt = prompt.strip()
-    if not prompt:
-        raise ClipagError("empty prompt; give the text to draw, e.g. clipag generate \"a red apple\"")
-    return f"{prefix.strip()} {prompt}".strip()
 
 
 def generate(guide: Guide, prompt: str, seed: int = 0, config: GenerateConfig = GenerateConfig(),

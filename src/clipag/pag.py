@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -25,31 +25,11 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .attack import AttackConfig, pgd
-from .errors import ClipagError, check_finite
+from .configs import PagConfig
+from .errors import ClipagError
 from .guide import Guide
 from .io import read_csv, read_picture, square_tensor
 from .metrics import zero_shot_classifier, zero_shot_logits
-
-
-@dataclass
-class PagConfig:
-    eps: list[float] = field(default_factory=lambda: [1.0, 2.0, 4.0, 8.0])  # L2 radii in [0,1] pixel units
-    steps: int = 50  # PGD steps per radius
-    step_size: float | None = None  # None: 2.5 * eps / steps, as clipag.attack
-    template: str = "{}"  # how a name becomes the prompt, for the guide and the judge alike
-    batch_size: int = 64
-    seed: int = 0  # the targets (the sample of names is sample_pictures' seed)
-
-    def validate(self) -> None:
-        check_finite(self)
-        if not self.eps:
-            raise ClipagError("give at least one radius (--eps)")
-        for eps in self.eps:
-            AttackConfig(eps=eps, steps=self.steps, step_size=self.step_size).validate()
-        if "{}" not in self.template:
-            raise ClipagError(f"the template {self.template!r} needs {{}} where the name goes")
-        if self.batch_size <= 0:
-            raise ClipagError("batch size must be a positive integer")
 
 
 @dataclass

@@ -75,3 +75,11 @@ def weighted_text_features(guide, prompts: list[str]):
     parsed = [parse_weighted_prompt(p) for p in prompts]
     features = guide.encode_text([text for text, _ in parsed])  # (P, D)
     return features, torch.tensor([w for _, w in parsed], device=features.device, dtype=features.dtype)
+
+
+def full_prompt(prompt: str, prefix: str = "") -> str:
+    """The prompt with its prefix (e.g. "an oil painting of"); an empty prompt is refused."""
+    prompt = prompt.strip()
+    if not prompt:
+        raise ClipagError("empty prompt; give the text to draw, e.g. clipag generate \"a red apple\"")
+    return f"{prefix.strip()} {prompt}".strip()

@@ -10,7 +10,6 @@ zero-shot metadata (the 80 OpenAI ImageNet templates, or its 18 "simple" ones), 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -18,32 +17,14 @@ import torch
 from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES, SIMPLE_IMAGENET_TEMPLATES
 
 from .attack import AttackConfig
+from .configs import ATTACKS, RobustnessConfig
 from .distributed import World, all_reduce_sum
 from .errors import ClipagError
 from .guide import Guide
 from .io import path_kind, read_csv, read_picture, square_tensor
 from .metrics import zero_shot_accuracy, zero_shot_classifier, zero_shot_logits
 
-ATTACKS = ("pgd", "apgd")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
-
-
-@dataclass
-class RobustnessConfig:
-    eps: list[float] = field(default_factory=lambda: [1.5])  # l2: [0,1] pixel units; linf: /255 units
-    norm: str = "l2"
-    steps: int = 10
-    attacks: Sequence[str] = ("pgd",)
-    templates: str = "name"  # "name" ("{}"), "simple", "openai", or a file with one "{}" template per line
-    batch_size: int = 128
-    seed: int = 0
-
-    def validate(self) -> None:
-        unknown = [a for a in self.attacks if a not in ATTACKS]
-        if unknown:
-            raise ClipagError(f"unknown attack {unknown[0]!r}; use {' or '.join(ATTACKS)}")
-        for eps in self.eps:
-            AttackConfig(norm=self.norm, eps=eps, steps=self.steps).validate()
 
 
 def templates_for(choice: str) -> list[str]:

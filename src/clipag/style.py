@@ -33,7 +33,8 @@ import torch.nn.functional as F
 from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
 from torch import nn
 
-from .errors import ClipagError, check_finite
+from .configs import CONTENT_LOSSES, POSTPROCESS, STYLE_NETS, StyleConfig
+from .errors import ClipagError
 from .guide import Guide
 from .memory import plan_views
 from .io import (environment, image_grid, load_image_resized, results_per_seed, save_png, save_result,
@@ -43,48 +44,6 @@ from .prompts import parse_weighted_prompt
 SOURCE_TEXT = "a Photo"
 
 
-@dataclass
-class StyleConfig:
-    iterations: int = 200
-    network: bool = True
-    lr: Optional[float] = None  # None: 5e-4 for the network, 5e-3 for pixels
-    crops: int = 64
-    crop_size: int = 128
-    threshold: float = 0.7
-    lambda_patch: float = 9000.0
-    lambda_global: float = 500.0
-    lambda_content: float = 150.0
-    lambda_tv: float = 2e-3
-    width: int = 512  # the content image is resized to width x height, as the reference does
-    height: int = 512
-    style_net: str = "stylenet"  # "stylenet" (the reference's UNet) or "small-unet" (clipag's earlier)
-    content_loss: str = "vgg"  # "vgg" (the reference's VGG19 features) or "pixels" (1/4-resolution pixels)
-    vgg_weights: Optional[str] = None  # torchvision vgg19 state dict; None = torchvision's cache file
-    trajectory_frames: int = 0  # > 0: keep this many frames for a strip and a GIF
-    postprocess: str = "reference"  # "reference": contrast x1.5 then min-max, as CLIPStyler saves; "none"
-
-    def validate(self) -> None:
-        check_finite(self)
-        if self.iterations <= 0 or self.crops <= 0:
-            raise ClipagError("iterations and crops must be positive integers")
-        if self.postprocess not in POSTPROCESS:
-            raise ClipagError(f"unknown postprocess {self.postprocess!r}; use {' or '.join(POSTPROCESS)}")
-        if self.style_net not in STYLE_NETS or self.content_loss not in CONTENT_LOSSES:
-            raise ClipagError(f"style net must be one of {', '.join(STYLE_NETS)} and content loss one of "
-                              f"{', '.join(CONTENT_LOSSES)}")
-        if not 16 <= self.width <= 2048 or not 16 <= self.height <= 2048:
-            raise ClipagError(f"unsupported size {self.width}x{self.height}; use 16 to 2048 pixels a side")
-        if self.network and self.style_net == "stylenet" and (self.width % 8 or self.height % 8):
-            raise ClipagError(f"the style network needs a width and height divisible by 8, got "
-                              f"{self.width}x{self.height}; e.g. --width {self.width // 8 * 8 or 8}")
-        if not 16 <= self.crop_size <= min(self.width, self.height):
-            raise ClipagError(f"crop size {self.crop_size} must be between 16 and the image's shorter side "
-                              f"{min(self.width, self.height)}")
-
-
-POSTPROCESS = ("reference", "none")
-STYLE_NETS = ("stylenet", "small-unet")
-CONTENT_LOSSES = ("vgg", "pixels")
 VGG19_FILE = "vgg19-dcbb9e9d.pth"  # torchvision's VGG19_Weights.IMAGENET1K_V1
 VGG19_URL = f"https://download.pytorch.org/models/{VGG19_FILE}"
 

@@ -24,21 +24,21 @@ import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Sequence
 
 import kornia.augmentation as K
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .errors import ClipagError, check_finite
+from .configs import CUT_METHODS, DEFAULT_AUGMENTS, VQGAN_AUGMENTS, VQGANCLIPConfig
+from .errors import ClipagError
 from .guide import Guide
 from .memory import plan_views
 from .io import environment, results_per_seed, save_gif, save_result
 from .prompts import parse_weighted_prompt, weighted_text_features
 from .vqgan_model import VQGAN
 
-CUT_METHODS = ("latest", "pooled-crops")
 AUGMENTS = {  # generate.py's MakeCutouts choices, with its parameters
     "Ji": lambda size: K.ColorJitter(brightness=0.1, contrast=0.1, saturation=0.1, hue=0.1, p=0.7),
     "Sh": lambda size: K.RandomSharpness(sharpness=0.3, p=0.5),
@@ -53,33 +53,6 @@ AUGMENTS = {  # generate.py's MakeCutouts choices, with its parameters
     "Re": lambda size: K.RandomResizedCrop(size=(size, size), scale=(0.1, 1), ratio=(0.75, 1.333),
                                            cropping_mode="resample", p=0.5),
 }
-DEFAULT_AUGMENTS = ("Af", "Pe", "Ji", "Er")
-
-
-@dataclass
-class VQGANCLIPConfig:
-    steps: int = 500
-    lr: float = 0.1
-    size: Optional[int] = None  # output side (multiple of the downsampling); None = the reference's for the device
-    cutouts: int = 32
-    cut_method: str = "latest"  # "latest" (the reference's default) or "pooled-crops" (clipag's earlier)
-    augments: tuple[str, ...] = DEFAULT_AUGMENTS  # for "latest", in this order
-    cut_pow: float = 1.0  # crop-size exponent of "pooled-crops"
-    image_prompts: tuple[str, ...] = ()  # "PATH" or "PATH:WEIGHT", embedded through the same cutouts
-    init_image: Optional[str] = None
-    save_every: int = 0  # keep a frame every N steps (0: none)
-
-    def validate(self) -> None:
-        check_finite(self)
-        if self.steps <= 0 or self.cutouts <= 0 or self.lr <= 0:
-            raise ClipagError("steps, cutouts and lr must be positive")
-        if self.cut_method not in CUT_METHODS:
-            raise ClipagError(f"unknown cut method {self.cut_method!r}; choose one of {', '.join(CUT_METHODS)}")
-        unknown = [a for a in self.augments if a not in AUGMENTS]
-        if unknown:
-            raise ClipagError(f"unknown augment {unknown[0]!r}; choose from {' '.join(AUGMENTS)}")
-        for prompt in self.image_prompts:
-            parse_weighted_prompt(prompt)
 
 
 def default_size(device: torch.device) -> int:

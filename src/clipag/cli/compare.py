@@ -4,11 +4,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..aesthetic import DEFAULT_EMBEDDER, optional_scorer
-from ..augment import ViewConfig
-from ..compare import METHODS, StyleMethod, VQGANMethod, compare, metric_rows
+from ..configs import AESTHETIC_EMBEDDER as DEFAULT_EMBEDDER
+from ..configs import COMPARE_METHODS, OPTIMIZER_CHOICES, DrawConfig, GenerateConfig, StyleConfig, VQGANCLIPConfig, ViewConfig
 from ..errors import ClipagError
-from ..generate import OPTIMIZER_CHOICES, GenerateConfig
 from ..prompts import PROMPT_SETS, load_prompts
 from .args import add_device_args, COUNT, COUNT_OR_ZERO, IMAGE_SIZE, positive_int, seed
 
@@ -23,7 +21,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--limit", type=positive_int, help="use only the first N prompts")
     p.add_argument("--guide", action="append", required=True, help="guide model; give two or more")
     p.add_argument("--evaluator", action="append", required=True, help="evaluator model; repeatable")
-    p.add_argument("--method", choices=sorted(METHODS), default="generate", help="what the guides drive (default generate)")
+    p.add_argument("--method", choices=sorted(COMPARE_METHODS), default="generate", help="what the guides drive (default generate)")
     p.add_argument("--seed", type=seed, nargs="+", default=[0], help="seeds (default 0)")
     p.add_argument("--steps", type=positive_int, default=100, help="steps / iterations of the method (default 100)")
     p.add_argument("--strokes", type=COUNT, default=256, help="draw: number of strokes (default 256)")
@@ -54,8 +52,9 @@ def run(args: argparse.Namespace) -> int:
     if not prompts:
         raise ClipagError("no prompts; give them as arguments or with --prompts FILE_OR_SET (e.g. --prompts drawing)")
     prompts = prompts[:args.limit] if args.limit else prompts
+    from ..aesthetic import optional_scorer
+    from ..compare import compare, metric_rows
     if args.method == "draw":
-        from ..draw import DrawConfig
         config = DrawConfig(iterations=args.steps, strokes=args.strokes)
     elif args.method == "vqgan":
         config = _vqgan_method(args)
@@ -77,16 +76,16 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _vqgan_method(args: argparse.Namespace) -> VQGANMethod:
-    from ..vqgan import VQGANCLIPConfig
+def _vqgan_method(args: argparse.Namespace):
+    from ..compare import VQGANMethod
     if not (args.vqgan_config and args.vqgan_checkpoint):
         raise ClipagError("--method vqgan needs --vqgan-config FILE.yaml and --vqgan-checkpoint FILE")
     config = VQGANCLIPConfig(steps=args.steps, cutouts=args.crops or 32, size=args.size)
     return VQGANMethod(config, args.vqgan_config, args.vqgan_checkpoint)
 
 
-def _style_method(args: argparse.Namespace) -> StyleMethod:
-    from ..style import StyleConfig
+def _style_method(args: argparse.Namespace):
+    from ..compare import StyleMethod
     if not args.content:
         raise ClipagError("--method style needs --content IMAGE, the picture every prompt restyles")
     size = args.size or 512

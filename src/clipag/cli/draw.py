@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..draw import DrawConfig, draw_to_folder
-from ..guide import Guide
+from ..configs import DrawConfig
 from ..prompts import parse_weighted_prompt
 from .args import add_device_args, COUNT, IMAGE_SIZE, kept, positive_float, positive_int, seed
 from .generate import DEFAULT_MODEL
@@ -46,6 +45,8 @@ def config_from_args(args: argparse.Namespace) -> DrawConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..draw import draw_to_folder
+    from ..guide import Guide
     config = config_from_args(args)
     for prompt in args.prompts:
         parse_weighted_prompt(prompt)  # reject a bad prompt before loading the model

@@ -5,10 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..aesthetic import DEFAULT_EMBEDDER, optional_scorer
-from ..distributed import World, close_world, init_world
-from ..evaluate import collect_items, evaluate_items, summary_table, write_report
-from ..guide import Guide
+from ..configs import AESTHETIC_EMBEDDER as DEFAULT_EMBEDDER
 from .args import add_device_args, positive_int
 
 
@@ -33,6 +30,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..distributed import close_world, init_world
     world = init_world(args.device)  # under torchrun: one shard of the images per rank
     try:
         return _evaluate(args, world)
@@ -40,7 +38,10 @@ def run(args: argparse.Namespace) -> int:
         close_world()
 
 
-def _evaluate(args: argparse.Namespace, world: World) -> int:
+def _evaluate(args: argparse.Namespace, world) -> int:
+    from ..aesthetic import optional_scorer
+    from ..evaluate import collect_items, evaluate_items, summary_table, write_report
+    from ..guide import Guide
     items, problems = collect_items(args.sources)
     device = str(world.device)
     evaluators = {ref: Guide.from_pretrained(ref, device=device, precision=args.precision) for ref in args.evaluator}

@@ -5,12 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
-
-from ..explain import centre_crop_box, explain_picture
-from ..guide import Guide
-from ..io import (atomic_path, environment, image_grid, read_picture, save_json, save_png, short_hash, slugify,
-                  unique_stems)
+from ..files import atomic_path, save_json
 from .args import add_device_args
 from .generate import DEFAULT_MODEL
 
@@ -35,6 +30,9 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..explain import explain_picture
+    from ..guide import Guide
+    from ..io import environment, image_grid, read_picture, save_png, unique_stems
     models = list(dict.fromkeys(args.model or [DEFAULT_MODEL]))
     images = list(dict.fromkeys(args.images))
     out = Path(args.out)
@@ -60,6 +58,10 @@ def run(args: argparse.Namespace) -> int:
 
 def write_explanation(row, name: Path, image: str, map_size: str) -> dict:
     """NAME.npy (the map) and NAME.png (the overlay); returns their record for explain.json."""
+    import numpy as np
+
+    from ..explain import centre_crop_box
+    from ..io import save_png
     with atomic_path(name.with_suffix(".npy")) as tmp, open(tmp, "wb") as f:
         np.save(f, row.heatmap)
     save_png(row.overlay, name.with_suffix(".png"))
@@ -75,5 +77,6 @@ def write_explanation(row, name: Path, image: str, map_size: str) -> dict:
 def image_stems(paths: list[str]) -> list[str]:
     """File stems of the images' names; two images of one name (lab/red/0.png, lab/blue/0.png) get the
     hash of their full paths added, so neither overwrites the other."""
+    from ..io import short_hash, slugify
     names = [slugify(Path(p).stem) for p in paths]
     return [f"{n}-{short_hash(str(Path(p).resolve()))}" if names.count(n) > 1 else n for n, p in zip(names, paths)]

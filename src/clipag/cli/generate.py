@@ -4,10 +4,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..augment import AUGMENT_CHOICES, ViewConfig
-from ..generate import KEEP_CHOICES, OPTIMIZER_CHOICES, GenerateConfig, full_prompt, generate_to_folder
+from ..configs import AUGMENT_CHOICES, KEEP_CHOICES, OPTIMIZER_CHOICES, GenerateConfig, ViewConfig
 from ..errors import ClipagError
-from ..guide import Guide
+from ..prompts import full_prompt
 from ..registry import missing_gmm_message
 from .args import add_device_args, COUNT, COUNT_OR_ZERO, IMAGE_SIZE, kept, non_negative_float, positive_float, positive_int, seed
 
@@ -58,6 +57,8 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..generate import generate_to_folder
+    from ..guide import Guide
     config = GenerateConfig(
         steps=args.steps, optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
         view_weight=args.view_weight, crop_weight=args.crop_weight, size=args.size, init=args.init, gmm_path=args.gmm,

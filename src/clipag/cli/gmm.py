@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 
-from ..gmm import fit_gmm
 from .args import positive_int, print_usage
 
 
@@ -36,6 +35,7 @@ def add_parser(subparsers) -> None:
 
 
 def run_fit(args: argparse.Namespace) -> int:
+    from ..gmm import fit_gmm
     gmm, read = fit_gmm(args.dataset, args.out, size=args.size, rank=args.rank,
                         max_per_class=args.max_per_class, progress=not args.quiet,
                         class_key=args.class_column, half=args.half, split=args.split,

@@ -6,7 +6,7 @@ import sys
 import warnings
 
 from ..errors import ClipagError
-from ..io import check_out_dir, check_out_file
+from ..files import check_out_dir, check_out_file
 from . import compare, data, draw, evaluate, explain, generate, gmm, models, pag, robustness, style, train, vqgan
 
 COMMANDS = (generate, draw, vqgan, style, train, models, gmm, data, evaluate, compare, robustness, pag, explain)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 
-from ..loading import describe_availability
 from ..registry import list_models, model_dir
 
 
@@ -15,6 +14,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..loading import describe_availability
     rows = [(spec, *describe_availability(spec)) for spec in list_models()]
     width = max(len(spec.name) for spec, *_ in rows)
     for spec, available, where in rows:

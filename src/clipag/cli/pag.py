@@ -4,9 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..guide import Guide
-from ..io import atomic_path, environment, save_json
-from ..pag import PagConfig, pag_table, picture_strip, read_names, sample_pictures, targeted_pag
+from ..configs import PagConfig
+from ..files import atomic_path, save_json
 from .args import add_device_args, positive_float, positive_int, seed
 
 
@@ -37,6 +36,9 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..guide import Guide
+    from ..io import environment
+    from ..pag import pag_table, picture_strip, read_names, sample_pictures, targeted_pag
     config = PagConfig(eps=list(args.eps), steps=args.attack_steps, template=args.template,
                        batch_size=args.batch_size, seed=args.seed)
     config.validate()

@@ -5,10 +5,8 @@ import argparse
 import csv
 from pathlib import Path
 
-from ..distributed import World, close_world, init_world
-from ..guide import Guide
-from ..io import atomic_path, environment, save_json
-from ..robustness import ATTACKS, RobustnessConfig, evaluate_robustness, load_labelled_images
+from ..configs import ATTACKS, RobustnessConfig
+from ..files import atomic_path, save_json
 from .args import add_device_args, non_negative_float, positive_int, seed
 
 
@@ -37,6 +35,8 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..distributed import close_world, init_world
+    from ..io import environment
     config = RobustnessConfig(eps=[e for e in args.eps if e > 0], norm=args.norm, steps=args.steps,
                               attacks=args.attack, templates=args.templates, batch_size=args.batch_size,
                               seed=args.seed)
@@ -58,7 +58,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _accuracies(args: argparse.Namespace, config: RobustnessConfig, world: World):
+def _accuracies(args: argparse.Namespace, config: RobustnessConfig, world):
+    from ..guide import Guide
+    from ..robustness import evaluate_robustness, load_labelled_images
     rows, by_size = {}, {}  # images decoded once per input size, not once per model
     for reference in args.model:
         guide = Guide.from_pretrained(reference, device=str(world.device), precision=args.precision)

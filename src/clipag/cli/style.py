@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..guide import Guide
+from ..configs import CONTENT_LOSSES, POSTPROCESS, STYLE_NETS, StyleConfig
 from ..prompts import parse_weighted_prompt
-from ..style import CONTENT_LOSSES, STYLE_NETS, StyleConfig, style_to_folder, vgg_content_features
 from .args import add_device_args, COUNT, IMAGE_SIZE, kept, positive_float, positive_int, seed
 from .generate import DEFAULT_MODEL
 
@@ -35,7 +34,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--vgg-weights", help="torchvision's VGG19 weights file (default: torchvision's cache, "
                                          "$TORCH_HOME/hub/checkpoints/vgg19-dcbb9e9d.pth)")
     p.add_argument("--seed", type=seed, nargs="+", default=[0], help="seeds (default 0)")
-    p.add_argument("--postprocess", choices=("reference", "none"), default="reference",
+    p.add_argument("--postprocess", choices=POSTPROCESS, default="reference",
                    help="reference (default): contrast x1.5, then stretch to the full range, as CLIPStyler saves; "
                         "none: the raw output, clamped")
     p.add_argument("--trajectory", action="store_true", help="also save a strip and a GIF of the progress")
@@ -47,6 +46,8 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..guide import Guide
+    from ..style import style_to_folder, vgg_content_features
     width = args.width or args.size or 512
     height = args.height or args.size or 512
     config = StyleConfig(iterations=args.iterations, network=not args.no_network, lr=args.lr, crops=args.crops,

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from ..errors import ClipagError
-from ..training import OBJECTIVES, TrainConfig, read_recipe, train
+from ..training.config import OBJECTIVES, TrainConfig, read_recipe
 from .args import non_negative_float, non_negative_int, positive_float, positive_int, seed
 
 
@@ -122,6 +122,7 @@ def read_classes(path: str | None) -> list[str] | None:
 
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
+    from ..training.loop import train
     run_dir = train(config, progress=not args.quiet, classes=read_classes(args.classes))
     if os.environ.get("RANK", "0") == "0":
         print(f"{run_dir}: trained {config.steps} steps; model in {run_dir / 'open_clip_model.safetensors'}")

@@ -3,12 +3,9 @@ from __future__ import annotations
 
 import argparse
 
-from ..guide import Guide
-from ..prompts import parse_weighted_prompt
+from ..configs import CUT_METHODS, DEFAULT_AUGMENTS, VQGAN_AUGMENTS, VQGANCLIPConfig
 from ..errors import ClipagError
-from ..io import load_image
-from ..vqgan import AUGMENTS, CUT_METHODS, DEFAULT_AUGMENTS, VQGANCLIPConfig, vqgan_to_folder
-from ..vqgan_model import load_vqgan
+from ..prompts import parse_weighted_prompt
 from .args import add_device_args, COUNT, IMAGE_SIZE, kept, non_negative_int, positive_float, positive_int, seed
 from .generate import DEFAULT_MODEL
 
@@ -35,7 +32,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--cut-method", choices=CUT_METHODS, default="latest",
                    help="latest (default, the reference's: pooled whole-image copies, augmented) or "
                         "pooled-crops (clipag's earlier random-size crops)")
-    p.add_argument("--augments", nargs="+", choices=tuple(AUGMENTS), default=list(DEFAULT_AUGMENTS),
+    p.add_argument("--augments", nargs="+", choices=VQGAN_AUGMENTS, default=list(DEFAULT_AUGMENTS),
                    help="kornia augments of the latest cutouts, in order (default Af Pe Ji Er, the reference's)")
     p.add_argument("--init-image", help="start from this image's encoding instead of random codes")
     p.add_argument("--save-every", type=non_negative_int, default=0, help="save a frame every N steps, and a GIF")
@@ -47,6 +44,10 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..guide import Guide
+    from ..io import load_image
+    from ..vqgan import vqgan_to_folder
+    from ..vqgan_model import load_vqgan
     config = VQGANCLIPConfig(steps=args.steps, lr=args.lr, size=args.size, cutouts=args.cutouts,
                              cut_method=args.cut_method, augments=tuple(args.augments),
                              image_prompts=tuple(args.image_prompt), init_image=args.init_image,

@@ -23,7 +23,7 @@ out of train.csv for honest evaluation. Captions come from the name, the short n
 from .build import build_emoji_dataset, holdout_names
 from .datasource import Emoji, captions, code_key, read_emoji
 from .iconify import IconSet, match_icons, rasterise
-from .packages import DATASOURCE, ICONIFY, PACKAGES, Package, _package_name, find_packages
+from .packages import DATASOURCE, ICONIFY, PACKAGES, Package, find_packages
 
 __all__ = ["build_emoji_dataset", "holdout_names", "Emoji", "captions", "code_key", "read_emoji", "IconSet",
            "match_icons", "rasterise", "DATASOURCE", "ICONIFY", "PACKAGES", "Package", "find_packages"]

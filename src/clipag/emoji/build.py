@@ -12,7 +12,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..errors import ClipagError
-from ..io import atomic_path, inside, save_json
+from ..files import atomic_path, inside, save_json
 from .datasource import Emoji, captions, read_emoji
 from .iconify import IconSet, Licence, cldr_names, match_icons, rasterise
 from .packages import DATASOURCE, ICONIFY, Package, find_packages

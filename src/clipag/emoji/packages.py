@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..errors import ClipagError
-from ..io import inside, path_kind
+from ..files import inside, path_kind
 
 # style name -> npm package. The style is the folder name under images/ and the `style` column.
 DATASOURCE = {"twitter": "emoji-datasource-twitter", "google": "emoji-datasource-google"}

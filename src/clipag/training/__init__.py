@@ -1,5 +1,6 @@
 """Adversarial vision-language fine-tuning (`clipag train`): config, objectives, loop, checkpoints."""
-from .config import OBJECTIVES, TrainConfig, read_recipe
-from .loop import train
+from .._lazy import lazy_exports
 
-__all__ = ["OBJECTIVES", "TrainConfig", "read_recipe", "train"]
+_EXPORTS = {"OBJECTIVES": ".config", "TrainConfig": ".config", "read_recipe": ".config", "train": ".loop"}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -8,9 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from ..attack import AttackConfig
-from .augment import AugmentConfig
-from ..errors import SEED_MAX, ClipagError, check_types
+from ..configs import AttackConfig
+from ..errors import SEED_MAX, ClipagError, check_finite, check_types
 
 OBJECTIVES = ("clipag", "tecoa", "fare", "clean")
 NEGATIVES = ("local", "global")
@@ -22,6 +21,35 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 RESUME_FIXED = ("model", "data", "objective", "attack", "batch_size", "seed", "negatives", "train_text",
                 "precision", "csv_img_key", "csv_caption_key", "tecoa_template", "augment")
 NOT_COMPARED = ("resume", "allow_changed_settings")
+
+
+@dataclass
+class AugmentConfig:
+    """What `--augment` does to each training picture; 0 (or False) turns an operation off."""
+    zoom_in: float = 1.5  # largest zoom: 1.5 shows 1/1.5 of the side (a square random resized crop)
+    zoom_out: float = 0.6  # smallest zoom: the picture shrunk to 0.6 of the side, on the background
+    shift: float = 0.15  # largest shift, a share of the side, each way
+    rotate: float = 15.0  # largest rotation in degrees, either way
+    flip: bool = False  # horizontal flips; off by default (arrows, text)
+    background: float = 0.8  # share of pictures on a random background (half solid, half gradient), else white
+    brightness: float = 0.2  # added, U(-b, b)
+    contrast: float = 0.3  # factor U(1-c, 1+c)
+    saturation: float = 0.4  # factor U(1-s, 1+s)
+    blur: float = 0.2  # share of pictures blurred, sigma U(0.3, 1.2) px
+    down_up: float = 0.2  # share of pictures resized to 1/3 or 1/2 of the side and back (bilinear)
+
+    def validate(self) -> None:
+        check_finite(self)
+        if not (self.zoom_in >= 1 and 0 < self.zoom_out <= 1):
+            raise ClipagError(f"augment zoom_in must be >= 1 and zoom_out in (0, 1], got {self.zoom_in}, {self.zoom_out}")
+        shares = {"shift": self.shift, "background": self.background, "brightness": self.brightness,
+                  "contrast": self.contrast, "saturation": self.saturation, "blur": self.blur, "down_up": self.down_up}
+        for name, value in shares.items():
+            if not 0 <= value <= 1:
+                raise ClipagError(f"augment {name} must be between 0 and 1, got {value}")
+        if not 0 <= self.rotate <= 180:
+            raise ClipagError(f"augment rotate must be 0 to 180 degrees, got {self.rotate}")
+
 
 
 @dataclass
