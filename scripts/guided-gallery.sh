@@ -7,10 +7,10 @@
 set -euo pipefail
 CLIPAG=${CLIPAG:-clipag}
 OUT=${OUT:-docs/tools}
-GUIDES=(--guide clip-emoji --guide clipag-emoji --evaluator emoji-judge)
+GUIDES=(--model clip-emoji --model clipag-emoji --evaluator emoji-judge)
 
-$CLIPAG compare "a red apple" "a rocket" "a cat face" "a house with a tree" --method draw --steps 1000 \
+$CLIPAG compare draw "a red apple" "a rocket" "a cat face" "a house with a tree" --steps 1000 \
     "${GUIDES[@]}" --seed 0 --out "$OUT/draw" --quiet &
-$CLIPAG compare "fire" "a snowy night" "a watercolor painting" --method style --no-network --size 256 \
+$CLIPAG compare style "fire" "a snowy night" "a watercolor painting" --no-network --size 256 \
     --content data/emoji/images/twitter/26c5.png "${GUIDES[@]}" --seed 0 --out "$OUT/style" --quiet &
 wait

@@ -10,7 +10,7 @@ from clipag.cli.main import main
 def test_compare_writes_a_well_formed_report(tmp_path, capsys, tiny_checkpoint):
     out = tmp_path / "cmp"
     second = f"clipag-tiny:{tiny_checkpoint[0]}"
-    code = main(["compare", "a red apple", "fire", "--guide", "clipag-tiny:random", "--guide", second,
+    code = main(["compare", "a red apple", "fire", "--model", "clipag-tiny:random", "--model", second,
                  "--evaluator", "clipag-tiny:random", "--seed", "0", "1", "--steps", "2", "--views", "2",
                  "--crops", "1", "--init", "noise", "--optimizer", "l2", "--out", str(out), "--quiet"])
     assert code == 0
@@ -32,15 +32,15 @@ def test_compare_writes_a_well_formed_report(tmp_path, capsys, tiny_checkpoint):
 
 
 def test_compare_needs_two_guides(tmp_path, capsys):
-    assert main(["compare", "x", "--guide", "clipag-tiny:random", "--evaluator", "clipag-tiny:random",
+    assert main(["compare", "x", "--model", "clipag-tiny:random", "--evaluator", "clipag-tiny:random",
                  "--out", str(tmp_path)]) == 2
     assert "two or more guides" in capsys.readouterr().err
 
 
 def test_compare_runs_clipdraw_too(tmp_path, capsys, tiny_checkpoint):
     out = tmp_path / "cmp"
-    code = main(["compare", "a red apple", "--method", "draw", "--guide", "clipag-tiny:random",
-                 "--guide", f"clipag-tiny:{tiny_checkpoint[0]}", "--evaluator", "clipag-tiny:random",
+    code = main(["compare", "draw", "a red apple", "--model", "clipag-tiny:random",
+                 "--model", f"clipag-tiny:{tiny_checkpoint[0]}", "--evaluator", "clipag-tiny:random",
                  "--steps", "2", "--strokes", "4", "--out", str(out), "--quiet"])
     assert code == 0
     report = json.loads((out / "report.json").read_text())
@@ -50,18 +50,56 @@ def test_compare_runs_clipdraw_too(tmp_path, capsys, tiny_checkpoint):
 
 def test_compare_runs_vqgan_and_style(tmp_path, capsys, tiny_checkpoint, tiny_vqgan_files):
     from PIL import Image
-    guides = ["--guide", "clipag-tiny:random", "--guide", f"clipag-tiny:{tiny_checkpoint[0]}",
+    guides = ["--model", "clipag-tiny:random", "--model", f"clipag-tiny:{tiny_checkpoint[0]}",
               "--evaluator", "clipag-tiny:random", "--steps", "2", "--quiet"]
     vq_yaml, vq_ckpt = tiny_vqgan_files
-    assert main(["compare", "a red apple", "fire", "--method", "vqgan", "--vqgan-config", str(vq_yaml),
+    assert main(["compare", "vqgan", "a red apple", "fire", "--vqgan-config", str(vq_yaml),
                  "--vqgan-checkpoint", str(vq_ckpt), "--size", "16", "--crops", "2", *guides,
                  "--out", str(tmp_path / "vq")]) == 0
     Image.new("RGB", (40, 30), (20, 120, 200)).save(tmp_path / "content.png")
-    assert main(["compare", "a watercolor painting", "--method", "style", "--content", str(tmp_path / "content.png"),
-                 "--size", "48", "--no-network", "--content-loss", "pixels", *guides, "--out", str(tmp_path / "st")]) == 0
+    assert main(["compare", "style", "a watercolor painting", "--content", str(tmp_path / "content.png"),
+                 "--size", "48", "--crop-size", "16", "--no-network", "--content-loss", "pixels", *guides, "--out", str(tmp_path / "st")]) == 0
     for folder, method, images in (("vq", "vqgan", 2), ("st", "style", 1)):
         report = json.loads((tmp_path / folder / "report.json").read_text())
         assert report["method"] == method and all(run["images"] == images for run in report["runs"].values())
         assert (tmp_path / folder / "report.html").is_file()
-    assert main(["compare", "x", "--method", "vqgan", *guides, "--out", str(tmp_path / "bad")]) == 2
+    with pytest.raises(SystemExit) as exit:
+        main(["compare", "vqgan", "x", *guides, "--out", str(tmp_path / "bad")])
+    assert exit.value.code == 2
     assert "--vqgan-config" in capsys.readouterr().err
+
+
+METHOD_ARGS = {  # the least each method's own command needs
+    "generate": ["a red apple"],
+    "draw": ["a red apple"],
+    "vqgan": ["a red apple", "--vqgan-config", "v.yaml", "--vqgan-checkpoint", "v.ckpt"],
+    "style": ["content.png", "a watercolor painting"],
+}
+
+
+@pytest.mark.parametrize("method", sorted(METHOD_ARGS))
+def test_compare_takes_every_option_and_default_of_its_method(method):
+    from clipag.cli import compare as compare_cli
+    from clipag.cli.main import build_parser
+    parser = build_parser()
+    own = parser.parse_args([method, *METHOD_ARGS[method]])
+    extra = ["--content", "content.png"] if method == "style" else []
+    args = [a for a in METHOD_ARGS[method] if a != "content.png"]
+    compared = parser.parse_args(["compare", method, *args, *extra, "--model", "a", "--model", "b", "--evaluator", "e"])
+    command = compare_cli.METHOD_COMMANDS[method]
+    assert command.config_from_args(compared) == command.config_from_args(own)  # the same defaults
+    unshared = {"model", "out", "prompts", "image", "run"}  # what compare sets itself, per guide
+    assert set(vars(own)) - unshared <= set(vars(compared))  # every option of the method is forwarded
+    assert compared.precision == own.precision
+
+
+def test_compare_old_spellings_still_work_with_a_warning(capsys):
+    from clipag.cli.main import build_parser
+    from clipag.cli.compare import rewrite_argv
+    with pytest.warns(UserWarning, match="--method draw is now `clipag compare draw`"):
+        argv = rewrite_argv(["compare", "x", "--method", "draw", "--guide", "a", "--guide", "b", "--evaluator", "e"])
+    assert argv[:2] == ["compare", "draw"]
+    with pytest.warns(UserWarning, match="--guide is now --model"):
+        args = build_parser().parse_args(argv)
+    assert args.model == ["a", "b"] and args.method == "draw"
+    assert rewrite_argv(["compare", "x", "--model", "a"])[:3] == ["compare", "generate", "x"]  # the default method

@@ -100,7 +100,7 @@ def _robustness(checkpoint, world=World()):
     torch.manual_seed(0)
     images, labels = torch.rand(9, 3, 32, 32), torch.randint(0, 3, (9,))
     guide = Guide.from_pretrained(f"clipag-tiny:{checkpoint}", device="cpu")
-    config = RobustnessConfig(eps=[1e-6, 3.0], steps=3)
+    config = RobustnessConfig(eps=[1e-6, 3.0], attack_steps=3)
     return evaluate_robustness(guide, images, labels, ["red", "green", "blue"], config, world)
 
 

@@ -9,7 +9,7 @@ from clipag.draw import DrawConfig, DrawViews, draw
 
 
 def test_drawing_raises_its_score(tiny_guide):
-    config = DrawConfig(strokes=12, iterations=25, views=2)
+    config = DrawConfig(strokes=12, steps=25, views=2)
     result = draw(tiny_guide, ["a red apple"], seed=0, config=config, progress=False)
     assert result.image.shape == (3, 32, 32) and len(result.history) == 25
     assert sum(result.history[-5:]) / 5 > sum(result.history[:5]) / 5
@@ -18,7 +18,7 @@ def test_drawing_raises_its_score(tiny_guide):
 
 
 def test_without_augmentation_and_with_a_negative_prompt(tiny_guide):
-    config = DrawConfig(strokes=8, iterations=15, augment=False)
+    config = DrawConfig(strokes=8, steps=15, augment=False)
     result = draw(tiny_guide, ["a cat", "blurry:-1"], seed=1, config=config, progress=False)
     assert result.history[-1] > result.history[0]
     assert result.strokes.widths.min() >= 1 and result.strokes.colours.max() <= 1
@@ -31,7 +31,7 @@ def test_views_fill_white_and_have_the_guide_size():
 
 
 def test_command_writes_png_svg_and_json(tmp_path, capsys):
-    code = main(["draw", "a red apple", "--model", "clipag-tiny:random", "--iterations", "3", "--strokes", "5",
+    code = main(["draw", "a red apple", "--model", "clipag-tiny:random", "--steps", "3", "--strokes", "5",
                  "--seed", "0", "1", "--trajectory", "--out", str(tmp_path), "--quiet"])
     assert code == 0
     for seed in (0, 1):
@@ -50,9 +50,9 @@ def test_the_guide_sees_unnormalised_pixels_by_default_as_the_notebooks(tiny_gui
     torch.testing.assert_close(raw.preprocess(images), images)
     assert not torch.allclose(tiny_guide.preprocess(images), images)  # the original guide is unchanged
     assert raw.model is tiny_guide.model
-    config = DrawConfig(strokes=8, iterations=3, views=2)
+    config = DrawConfig(strokes=8, steps=3, views=2)
     plain = draw(tiny_guide, ["a red apple"], seed=0, config=config, progress=False)
-    normalised = draw(tiny_guide, ["a red apple"], seed=0, config=DrawConfig(strokes=8, iterations=3, views=2,
+    normalised = draw(tiny_guide, ["a red apple"], seed=0, config=DrawConfig(strokes=8, steps=3, views=2,
                       normalized_input=True), progress=False)
     assert not torch.allclose(plain.image, normalised.image)
 

@@ -89,11 +89,11 @@ def base_calls(i: Path, out: Path) -> dict[str, list[str]]:
     quick = ["--steps", "1", "--views", "1", "--crops", "1", "--init", "noise"]
     return {
         "generate": ["generate", "a cat", "--model", TINY, *quick, "--out", str(out), "--quiet"],
-        "draw": ["draw", "a cat", "--model", TINY, "--iterations", "1", "--strokes", "3", "--views", "1",
+        "draw": ["draw", "a cat", "--model", TINY, "--steps", "1", "--strokes", "3", "--views", "1",
                  "--out", str(out), "--quiet"],
         "vqgan": ["vqgan", "a cat", "--vqgan-config", str(i / "vq.yaml"), "--vqgan-checkpoint", str(i / "vq.ckpt"),
-                  "--model", TINY, "--steps", "1", "--size", "32", "--cutouts", "1", "--out", str(out), "--quiet"],
-        "style": ["style", str(i / "picture.png"), "a cat", "--model", TINY, "--iterations", "1", "--size", "32",
+                  "--model", TINY, "--steps", "1", "--size", "32", "--crops", "1", "--out", str(out), "--quiet"],
+        "style": ["style", str(i / "picture.png"), "a cat", "--model", TINY, "--steps", "1", "--size", "32",
                   "--crops", "1", "--crop-size", "16", "--no-network", "--content-loss", "pixels", "--out", str(out),
                   "--quiet"],
         "train": ["train", "--model", TINY, "--data", str(i / "train.csv"), "--out", str(out), "--steps", "1",
@@ -102,10 +102,10 @@ def base_calls(i: Path, out: Path) -> dict[str, list[str]]:
         "gmm": ["gmm", "fit", str(i / "classes"), "--out", str(out / "g.safetensors"), "--size", "4", "--quiet"],
         "data": ["data", "emoji", "--from", str(i / "npm"), "--out", str(out)],
         "evaluate": ["evaluate", str(i / "train.csv"), "--evaluator", TINY, "--out", str(out)],
-        "compare": ["compare", "a cat", "--guide", TINY, "--guide", tiny_file, "--evaluator", TINY, *quick,
+        "compare": ["compare", "a cat", "--model", TINY, "--model", tiny_file, "--evaluator", TINY, *quick,
                     "--out", str(out), "--quiet"],
         "robustness": ["robustness", str(i / "train.csv"), "--class-column", "name", "--model", TINY,
-                       "--eps", "0.1", "--steps", "1", "--out", str(out)],
+                       "--eps", "0.1", "--attack-steps", "1", "--out", str(out)],
         "explain": ["explain", str(i / "picture.png"), "--target", "a cat", "--model", TINY, "--out", str(out)],
     }
 

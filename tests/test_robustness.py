@@ -25,7 +25,7 @@ def self_labelled(tiny_guide):
 
 def test_attacks_do_not_raise_accuracy(tiny_guide, self_labelled):
     images, labels = self_labelled
-    result = evaluate_robustness(tiny_guide, images, labels, CLASSES, RobustnessConfig(eps=[1e-6, 2.0], steps=5))
+    result = evaluate_robustness(tiny_guide, images, labels, CLASSES, RobustnessConfig(eps=[1e-6, 2.0], attack_steps=5))
     assert result["clean"] == 1.0
     assert result["pgd l2 1e-06"] == result["clean"]  # a vanishing radius changes nothing
     assert result["pgd l2 2"] < result["clean"]
@@ -34,7 +34,7 @@ def test_attacks_do_not_raise_accuracy(tiny_guide, self_labelled):
 def test_apgd_from_torchattacks(tiny_guide, self_labelled):
     pytest.importorskip("torchattacks")
     images, labels = self_labelled
-    config = RobustnessConfig(eps=[2.0], steps=5, attacks=("pgd", "apgd"))
+    config = RobustnessConfig(eps=[2.0], attack_steps=5, attacks=("pgd", "apgd"))
     result = evaluate_robustness(tiny_guide, images, labels, CLASSES, config)
     assert result["apgd l2 2"] < result["clean"]
 
@@ -63,7 +63,7 @@ def test_command_writes_table_and_files(tmp_path, capsys):
         (tmp_path / "data" / name).mkdir(parents=True)
         Image.new("RGB", (32, 32), colour).save(tmp_path / "data" / name / "x.png")
     code = main(["robustness", str(tmp_path / "data"), "--model", "clipag-tiny:random", "--eps", "0.5",
-                 "--steps", "2", "--out", str(tmp_path / "out")])
+                 "--attack-steps", "2", "--out", str(tmp_path / "out")])
     assert code == 0
     assert "| clipag-tiny:random |" in capsys.readouterr().out
     result = json.loads((tmp_path / "out" / "results.json").read_text())

@@ -55,3 +55,37 @@ def test_configs_stay_re_exported_by_their_methods():
     assert style.StyleConfig is configs.StyleConfig and vqgan.VQGANCLIPConfig is configs.VQGANCLIPConfig
     assert pag.PagConfig is configs.PagConfig and robustness.RobustnessConfig is configs.RobustnessConfig
     assert tuple(vqgan.AUGMENTS) == configs.VQGAN_AUGMENTS  # the CLI's choices are the real ones
+
+
+@pytest.mark.parametrize("argv, dest, value", [
+    (["draw", "x", "--iterations", "7"], "steps", 7),
+    (["style", "c.png", "x", "--iterations", "7"], "steps", 7),
+    (["vqgan", "x", "--vqgan-config", "v", "--vqgan-checkpoint", "c", "--cutouts", "7"], "crops", 7),
+    (["vqgan", "x", "--vqgan-config", "v", "--vqgan-checkpoint", "c", "--init-image", "a.png"], "init", "a.png"),
+    (["robustness", "d", "--model", "m", "--steps", "7"], "attack_steps", 7),
+])
+def test_old_spellings_warn_and_set_the_new_option(argv, dest, value):
+    from clipag.cli.main import build_parser
+    with pytest.warns(UserWarning, match="is now --"):
+        args = build_parser().parse_args(argv)
+    assert getattr(args, dest) == value
+
+
+def test_seeds_repeat_either_way_and_replace_the_default():
+    from clipag.cli.main import build_parser
+    parser = build_parser()
+    assert parser.parse_args(["draw", "x"]).seed == [0]
+    assert parser.parse_args(["draw", "x", "--seed", "1", "2"]).seed == [1, 2]
+    assert parser.parse_args(["draw", "x", "--seed", "3", "--seed", "4", "5"]).seed == [3, 4, 5]
+
+
+@pytest.mark.parametrize("command, config", [("draw", "DrawConfig"), ("style", "StyleConfig"),
+                                             ("generate", "GenerateConfig"), ("vqgan", "VQGANCLIPConfig")])
+def test_command_defaults_are_the_library_defaults(command, config):
+    import importlib
+    from clipag import configs
+    from clipag.cli.main import build_parser
+    needs = {"vqgan": ["--vqgan-config", "v", "--vqgan-checkpoint", "c"], "style": ["c.png"]}.get(command, [])
+    args = build_parser().parse_args([command, *needs, "x"] if command != "style" else [command, "c.png", "x"])
+    module = importlib.import_module(f"clipag.cli.{command}")
+    assert module.config_from_args(args) == getattr(configs, config)()

@@ -14,7 +14,7 @@ from clipag.style import StyleConfig, StyleUNet, style, vgg_content_features
 def test_style_lowers_its_loss(tiny_guide, network):
     torch.manual_seed(0)
     content = torch.rand(1, 3, 48, 48)
-    config = StyleConfig(iterations=30, network=network, crops=4, crop_size=24, width=48, height=48,
+    config = StyleConfig(steps=30, network=network, crops=4, crop_size=24, width=48, height=48,
                          content_loss="pixels", lr=5e-3 if network else 2e-2)
     result = style(tiny_guide, content, "a watercolor painting", config=config, progress=False)
     first = sum(l["total"] for l in result.losses[:5]) / 5
@@ -37,7 +37,7 @@ def test_bad_vgg_file(tmp_path):
 def test_command(tmp_path, capsys):
     Image.new("RGB", (40, 30), (20, 120, 200)).save(tmp_path / "c.png")
     code = main(["style", str(tmp_path / "c.png"), "a watercolor painting", "--model", "clipag-tiny:random",
-                 "--iterations", "2", "--size", "32", "--crops", "2", "--crop-size", "16", "--no-network",
+                 "--steps", "2", "--size", "32", "--crops", "2", "--crop-size", "16", "--no-network",
                  "--content-loss", "pixels",
                  "--out", str(tmp_path / "out"), "--quiet", "--seed", "0", "1", "--trajectory"])
     assert code == 0
@@ -131,7 +131,7 @@ def test_the_vgg_content_loss_is_the_default_and_its_absence_one_line(tmp_path, 
 def test_non_square_content_is_resized_to_width_by_height(tiny_guide, tmp_path):
     from clipag.style import style_to_folder
     Image.new("RGB", (50, 20), (200, 30, 30)).save(tmp_path / "wide.png")
-    config = StyleConfig(iterations=2, crops=2, crop_size=16, width=48, height=24, content_loss="pixels")
+    config = StyleConfig(steps=2, crops=2, crop_size=16, width=48, height=24, content_loss="pixels")
     record = style_to_folder(tiny_guide, tmp_path / "wide.png", ["ink"], [0], tmp_path / "out", config,
                              progress=False)[0]
     assert Image.open(record["image"]).size == (48, 24)

@@ -50,13 +50,13 @@ def test_spherical_distance():
 
 def test_vqgan_clip_lowers_its_loss_and_command_writes(tiny_guide, tiny_vqgan_files, tmp_path, capsys):
     model = load_vqgan(*tiny_vqgan_files)
-    config = VQGANCLIPConfig(steps=30, size=32, cutouts=4, save_every=10)
+    config = VQGANCLIPConfig(steps=30, size=32, crops=4, save_every=10)
     result = vqgan_clip(tiny_guide, model, ["a red apple"], seed=0, config=config, progress=False)
     assert result.image.shape == (3, 32, 32) and len(result.frames) == 3
     assert sum(result.history[-5:]) < sum(result.history[:5])
     code = main(["vqgan", "a red apple", "blurry:-0.5", "--vqgan-config", str(tiny_vqgan_files[0]),
                  "--vqgan-checkpoint", str(tiny_vqgan_files[1]), "--model", "clipag-tiny:random", "--steps", "2",
-                 "--size", "16", "--cutouts", "2", "--save-every", "1", "--out", str(tmp_path / "out"), "--quiet"])
+                 "--size", "16", "--crops", "2", "--save-every", "1", "--out", str(tmp_path / "out"), "--quiet"])
     assert code == 0
     record = json.loads(next((tmp_path / "out").glob("*.json")).read_text())
     assert record["method"] == "vqgan" and len(record["loss_history"]) == 2
@@ -97,7 +97,7 @@ def test_default_size_is_the_references_for_a_cpu_and_image_prompts_pull(tiny_gu
     assert default_size(torch.device("cpu")) == 256 and VQGANCLIPConfig().size is None
     save_png(torch.ones(3, 32, 32) * torch.tensor([1.0, 0, 0]).view(3, 1, 1), tmp_path / "red.png")
     model = load_vqgan(*tiny_vqgan_files)
-    config = VQGANCLIPConfig(steps=20, size=32, cutouts=4, image_prompts=(str(tmp_path / "red.png"),))
+    config = VQGANCLIPConfig(steps=20, size=32, crops=4, image_prompts=(str(tmp_path / "red.png"),))
     result = vqgan_clip(tiny_guide, model, [], seed=0, config=config, progress=False)
     assert sum(result.history[-5:]) < sum(result.history[:5])
     with pytest.raises(ClipagError, match="image prompt"):

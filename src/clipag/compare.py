@@ -50,7 +50,7 @@ def _run_draw(config) -> Method:
 
 @dataclass
 class VQGANMethod:
-    """What `compare --method vqgan` needs: the VQGAN+CLIP settings and the VQGAN's two files."""
+    """What `clipag compare vqgan` needs: the VQGAN+CLIP settings and the VQGAN's two files."""
     config: "VQGANCLIPConfig"
     vqgan_config: str
     vqgan_checkpoint: str
@@ -74,7 +74,7 @@ def _run_vqgan(method: VQGANMethod) -> Method:
 
 @dataclass
 class StyleMethod:
-    """What `compare --method style` needs: the CLIPStyler settings and the content image every prompt restyles."""
+    """What `clipag compare style` needs: the CLIPStyler settings and the content image every prompt restyles."""
     config: "StyleConfig"
     content: str
 
@@ -108,7 +108,7 @@ def compare(prompts: Sequence[str], guides: Sequence[str], out_dir: str | Path, 
     Re-run into the same folder, results made with the same settings are kept (see `io.earlier_result`).
     """
     if len(guides) < 2:
-        raise ClipagError("compare needs two or more guides, e.g. --guide clip-emoji --guide clipag-emoji")
+        raise ClipagError("compare needs two or more guides, e.g. --model clip-emoji --model clipag-emoji")
     if method not in METHODS:
         raise ClipagError(f"unknown method {method!r}; available: {', '.join(METHODS)}")
     out_dir = Path(out_dir)
@@ -121,7 +121,7 @@ def compare(prompts: Sequence[str], guides: Sequence[str], out_dir: str | Path, 
         guide = Guide.from_pretrained(reference, device=device, precision=precision)
         run_method(guide, prompts, seeds, run_dir, reference, progress, overwrite)
         items, problems = collect_items([str(run_dir)])
-        runs[reference] = {**evaluate_items(items, scorers, top_k, aesthetic), "skipped": problems, "folder": str(run_dir)}
+        runs[reference] = {**evaluate_items(items, scorers, top_k, aesthetic, progress=progress), "skipped": problems, "folder": str(run_dir)}
     report = {"method": method, "guides": list(guides), "evaluators": list(evaluators), "prompts": list(prompts),
               "seeds": list(seeds), "runs": runs, "preference": _preferences(runs, guides) if aesthetic else {}}
     save_json(report, out_dir / "report.json")

@@ -127,7 +127,7 @@ class DrawConfig:
     strokes: int = 256
     max_segments: int = 3
     max_width: float = 50.0
-    iterations: int = 1000
+    steps: int = 1000
     lr_points: float = 1.0
     lr_widths: float = 0.1
     lr_colours: float = 0.01
@@ -140,8 +140,8 @@ class DrawConfig:
 
     def validate(self) -> None:
         check_finite(self)
-        if self.strokes <= 0 or self.iterations <= 0 or self.views <= 0:
-            raise ClipagError("strokes, iterations and views must be positive integers")
+        if self.strokes <= 0 or self.steps <= 0 or self.views <= 0:
+            raise ClipagError("strokes, steps and views must be positive integers")
         if not 1 <= self.max_segments <= 8:
             raise ClipagError(f"max segments {self.max_segments} is out of range; use 1 to 8")
 
@@ -151,18 +151,18 @@ class VQGANCLIPConfig:
     steps: int = 500
     lr: float = 0.1
     size: Optional[int] = None  # output side (multiple of the downsampling); None = the reference's for the device
-    cutouts: int = 32
+    crops: int = 32  # the reference's cutouts per step
     cut_method: str = "latest"  # "latest" (the reference's default) or "pooled-crops" (clipag's earlier)
     augments: tuple[str, ...] = DEFAULT_AUGMENTS  # for "latest", in this order
     cut_pow: float = 1.0  # crop-size exponent of "pooled-crops"
-    image_prompts: tuple[str, ...] = ()  # "PATH" or "PATH:WEIGHT", embedded through the same cutouts
-    init_image: Optional[str] = None
+    image_prompts: tuple[str, ...] = ()  # "PATH" or "PATH:WEIGHT", embedded through the same crops
+    init: Optional[str] = None  # an image to start from (its encoding); None: random codes
     save_every: int = 0  # keep a frame every N steps (0: none)
 
     def validate(self) -> None:
         check_finite(self)
-        if self.steps <= 0 or self.cutouts <= 0 or self.lr <= 0:
-            raise ClipagError("steps, cutouts and lr must be positive")
+        if self.steps <= 0 or self.crops <= 0 or self.lr <= 0:
+            raise ClipagError("steps, crops and lr must be positive")
         if self.cut_method not in CUT_METHODS:
             raise ClipagError(f"unknown cut method {self.cut_method!r}; choose one of {', '.join(CUT_METHODS)}")
         unknown = [a for a in self.augments if a not in VQGAN_AUGMENTS]
@@ -174,7 +174,7 @@ class VQGANCLIPConfig:
 
 @dataclass
 class StyleConfig:
-    iterations: int = 200
+    steps: int = 200
     network: bool = True
     lr: Optional[float] = None  # None: 5e-4 for the network, 5e-3 for pixels
     crops: int = 64
@@ -194,8 +194,8 @@ class StyleConfig:
 
     def validate(self) -> None:
         check_finite(self)
-        if self.iterations <= 0 or self.crops <= 0:
-            raise ClipagError("iterations and crops must be positive integers")
+        if self.steps <= 0 or self.crops <= 0:
+            raise ClipagError("steps and crops must be positive integers")
         if self.postprocess not in POSTPROCESS:
             raise ClipagError(f"unknown postprocess {self.postprocess!r}; use {' or '.join(POSTPROCESS)}")
         if self.style_net not in STYLE_NETS or self.content_loss not in CONTENT_LOSSES:
@@ -250,7 +250,7 @@ class AttackConfig:
 class RobustnessConfig:
     eps: list[float] = field(default_factory=lambda: [1.5])  # l2: [0,1] pixel units; linf: /255 units
     norm: str = "l2"
-    steps: int = 10
+    attack_steps: int = 10
     attacks: Sequence[str] = ("pgd",)
     templates: str = "name"  # "name" ("{}"), "simple", "openai", or a file with one "{}" template per line
     batch_size: int = 128
@@ -261,7 +261,7 @@ class RobustnessConfig:
         if unknown:
             raise ClipagError(f"unknown attack {unknown[0]!r}; use {' or '.join(ATTACKS)}")
         for eps in self.eps:
-            AttackConfig(norm=self.norm, eps=eps, steps=self.steps).validate()
+            AttackConfig(norm=self.norm, eps=eps, steps=self.attack_steps).validate()
 
 
 @dataclass

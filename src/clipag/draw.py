@@ -1,6 +1,6 @@
 """CLIPDraw (Frans et al., 2021) with any guide: strokes optimised so the drawing matches the prompts.
 
-    result = draw(guide, ["a red apple", "blurry:-0.5"], seed=0, config=DrawConfig(iterations=200))
+    result = draw(guide, ["a red apple", "blurry:-0.5"], seed=0, config=DrawConfig(steps=200))
     result.image, result.strokes                           # (3, S, S) in [0,1]; Strokes, for write_svg
 
 Defaults follow the official notebook: 256 open cubic Bezier strokes of 1-3 segments from random walks,
@@ -81,10 +81,10 @@ def draw(guide: Guide, prompts: Sequence[str], seed: int = 0, config: DrawConfig
                   torch.optim.Adam([strokes.widths], lr=config.lr_widths),
                   torch.optim.Adam([strokes.colours], lr=config.lr_colours)]
     views = DrawViews(guide.image_size, config.views)
-    frame_steps = {round(config.iterations * (k + 1) / config.trajectory_frames) for k in range(config.trajectory_frames)}
+    frame_steps = {round(config.steps * (k + 1) / config.trajectory_frames) for k in range(config.trajectory_frames)}
     frames = [render(strokes, size).detach().cpu()] if config.trajectory_frames else []
     history = []
-    bar = tqdm(range(config.iterations), desc="draw", unit="it", disable=not progress, leave=False)
+    bar = tqdm(range(config.steps), desc="draw", unit="it", disable=not progress, leave=False)
     for step in bar:
         _drop_point_lr(optimisers[0], step, config)
         image = render(strokes, size).unsqueeze(0)  # (1, 3, S, S)
@@ -111,7 +111,7 @@ def draw(guide: Guide, prompts: Sequence[str], seed: int = 0, config: DrawConfig
 
 def _drop_point_lr(optimiser: torch.optim.Optimizer, step: int, config: DrawConfig) -> None:
     for fraction, lr in ((0.5, 0.4), (0.75, 0.1)):
-        if step == int(config.iterations * fraction):
+        if step == int(config.steps * fraction):
             for group in optimiser.param_groups:
                 group["lr"] = lr * config.lr_points
 

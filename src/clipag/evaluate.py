@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 import torch
+from tqdm import tqdm
 
 from .aesthetic import AestheticScorer
 from .distributed import World, gather_shards
@@ -127,10 +128,13 @@ def shard_images(items: Sequence[Item], world: World = World()) -> Callable[[int
 
 
 def encode_images(images: torch.Tensor, guide: Guide, count: int, batch_size: int = 64,
-                  world: World = World()) -> torch.Tensor:
+                  world: World = World(), bar: Optional[tqdm] = None) -> torch.Tensor:
     """This rank's images (N_rank, 3, S, S) -> all `count` embeddings (N, D), gathered from every rank."""
-    features = [guide.encode_image(images[i:i + batch_size].to(guide.device)).float().cpu()
-                for i in range(0, len(images), batch_size)]
+    features = []
+    for i in range(0, len(images), batch_size):
+        features.append(guide.encode_image(images[i:i + batch_size].to(guide.device)).float().cpu())
+        if bar is not None:
+            bar.update(len(features[-1]))
     features = torch.cat(features) if features else torch.zeros(0, guide.embed_dim)  # (N_rank, D)
     return gather_shards(features, world, count)  # (N, D)
 
@@ -138,7 +142,7 @@ def encode_images(images: torch.Tensor, guide: Guide, count: int, batch_size: in
 @torch.no_grad()
 def evaluate_items(items: Sequence[Item], evaluators: dict[str, Guide], top_k: Sequence[int] = (1,),
                    aesthetic: Optional[AestheticScorer] = None, batch_size: int = 64,
-                   world: World = World()) -> dict:
+                   world: World = World(), progress: bool = False) -> dict:
     """Per-item scores and a summary per evaluator (mean similarity, R-Precision@k), plus warnings.
 
     Under torchrun (`world` from clipag.distributed.init_world) the images are sharded across ranks and
@@ -148,8 +152,11 @@ def evaluate_items(items: Sequence[Item], evaluators: dict[str, Guide], top_k: S
     rows = [asdict(item) for item in items]
     summary, warnings = {}, []
     images_at = shard_images(items, world)
+    bar = tqdm(total=len(world.shard(len(items))) * len(evaluators), desc="evaluate", unit="img",
+               disable=not progress or not world.is_main, leave=False)
     for name, guide in evaluators.items():
-        image_features = encode_images(images_at(guide.image_size[0]), guide, len(items), batch_size, world)  # (N, D)
+        bar.set_postfix_str(name)
+        image_features = encode_images(images_at(guide.image_size[0]), guide, len(items), batch_size, world, bar)  # (N, D)
         text_features = guide.encode_text(prompts, cache=False).float().cpu()  # (P, D)
         similarity = paired_similarity(image_features, text_features[targets])
         ranks = (image_features @ text_features.T > similarity.view(-1, 1)).sum(dim=1)  # prompts ranked above own
@@ -160,6 +167,7 @@ def evaluate_items(items: Sequence[Item], evaluators: dict[str, Guide], top_k: S
         biased = sorted({item.model for item in items if item.model == name})
         if biased:
             warnings.append(f"{name} also guided these images, so its scores of them are biased upwards")
+    bar.close()
     if aesthetic is not None:
         images = images_at(aesthetic.embedder.image_size[0])
         scores = aesthetic(images).float().cpu() if len(images) else torch.zeros(0)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import torch
+from tqdm import tqdm
 from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES, SIMPLE_IMAGENET_TEMPLATES
 
 from .attack import AttackConfig
@@ -75,7 +76,8 @@ def _csv_pairs(path: Path, class_column: Optional[str], path_column: str) -> dic
 
 
 def evaluate_robustness(guide: Guide, images: torch.Tensor, labels: torch.Tensor, classes: Sequence[str],
-                        config: RobustnessConfig = RobustnessConfig(), world: World = World()) -> dict[str, float]:
+                        config: RobustnessConfig = RobustnessConfig(), world: World = World(),
+                        progress: bool = False) -> dict[str, float]:
     """{"clean": acc, "pgd l2 0.43": acc, "apgd l2 0.43": acc, ...}: top-1 accuracies in [0,1].
 
     Under torchrun each rank attacks its shard of the images and the counts are summed: every rank
@@ -88,16 +90,22 @@ def evaluate_robustness(guide: Guide, images: torch.Tensor, labels: torch.Tensor
     def overall(accuracy: float) -> float:  # this rank's accuracy -> the accuracy over all images
         return all_reduce_sum(accuracy * len(mine) if mine else 0.0, world) / total
 
+    bar = tqdm(total=1 + len(config.eps) * len(config.attacks), desc="robustness", unit="run",
+               disable=not progress or not world.is_main, leave=False)
     results = {"clean": overall(zero_shot_accuracy(guide, images, labels, classifier, batch_size=config.batch_size))}
+    bar.update()
     for eps in config.eps:
-        attack = AttackConfig(norm=config.norm, eps=eps, steps=config.steps)
+        attack = AttackConfig(norm=config.norm, eps=eps, steps=config.attack_steps)
         for name in config.attacks:
             key = f"{name} {config.norm} {eps:g}"
+            bar.set_postfix_str(key)
             if name == "pgd":
                 accuracy = zero_shot_accuracy(guide, images, labels, classifier, attack, config.batch_size, config.seed)
             else:
                 accuracy = apgd_accuracy(guide, images, labels, classifier, attack, config)
             results[key] = overall(accuracy)
+            bar.update()
+    bar.close()
     return results
 
 

@@ -1,6 +1,6 @@
 """CLIPStyler (Kwon & Ye, CVPR 2022) with any guide: restyle an image from a text prompt.
 
-    result = style(guide, content, "a watercolor painting", config=StyleConfig(iterations=200))
+    result = style(guide, content, "a watercolor painting", config=StyleConfig(steps=200))
 
 Two variants, as the CLIPAG paper compares: the reference's StyleNet (a residual U-Net down to 1/8,
 615,267 parameters at its width 16; `style_net="small-unet"` is clipag's earlier 118k-parameter one) maps
@@ -238,8 +238,8 @@ def style(guide: Guide, content: torch.Tensor, prompts: str | Sequence[str], see
     perspective = K.RandomPerspective(distortion_scale=0.5, p=1.0)
     losses, frames = [], [content[0].cpu()] if config.trajectory_frames else []
     finish = reference_postprocess if config.postprocess == "reference" else (lambda image: image.clamp(0, 1))
-    frame_steps = {round(config.iterations * (k + 1) / config.trajectory_frames) for k in range(config.trajectory_frames)}
-    for step in tqdm(range(config.iterations), desc="style", unit="it", disable=not progress, leave=False):
+    frame_steps = {round(config.steps * (k + 1) / config.trajectory_frames) for k in range(config.trajectory_frames)}
+    for step in tqdm(range(config.steps), desc="style", unit="it", disable=not progress, leave=False):
         target = render()  # (1, 3, S, S)
         patches = perspective(crop(target.expand(config.crops, -1, -1, -1)))  # (N, 3, c, c)
         patch_direction = F.normalize(guide.encode_image(patches).float() - source, dim=-1)

@@ -6,7 +6,7 @@
 As nerdyrodent/VQGAN-CLIP's `generate.py` does it by default (docs/fidelity.md compares each setting):
 the latent starts from random codebook entries (or an init image's encoding); each step decodes it
 through straight-through quantisation and a clamp that lets gradients through when they point back into
-range (ClampWithGrad); the `latest` cutouts are `cutouts` copies of the whole image, each the average of
+range (ClampWithGrad); the `latest` cutouts are `crops` copies of the whole image, each the average of
 its adaptive average- and max-pooling to the guide's input size, augmented by kornia with the `augments`
 list (default Af, Pe, Ji, Er: affine, perspective, colour jitter, erasing, each with p 0.7), plus
 U(0, 0.1)-scaled Gaussian noise, unclamped. The loss is the weighted squared spherical distance
@@ -157,8 +157,8 @@ def vqgan_clip(guide: Guide, vqgan: VQGAN, prompts: Sequence[str], seed: int = 0
     codebook = vqgan.quantize.embedding.weight
     z_min, z_max = codebook.min(dim=0).values.view(1, -1, 1, 1), codebook.max(dim=0).values.view(1, -1, 1, 1)
     optimiser = torch.optim.Adam([latent], lr=config.lr)
-    cutouts = Cutouts(guide.image_size[0], config.cutouts, config.cut_pow, config.cut_method, config.augments)
-    plan_views(size, 0, config.cutouts, guide.image_size, guide.device, what="VQGAN+CLIP")
+    cutouts = Cutouts(guide.image_size[0], config.crops, config.cut_pow, config.cut_method, config.augments)
+    plan_views(size, 0, config.crops, guide.image_size, guide.device, what="VQGAN+CLIP")
     targets = image_prompt_features(guide, cutouts, config.image_prompts, latent.shape[-1] * vqgan.downsampling)
     history, frames = [], []
     for step in tqdm(range(config.steps), desc="vqgan", unit="step", disable=not progress, leave=False):
@@ -201,9 +201,9 @@ def initial_latent(vqgan: VQGAN, config: VQGANCLIPConfig, size: int, device) -> 
     side = size // vqgan.downsampling
     if side < 1:
         raise ClipagError(f"size {size} is below the VQGAN's downsampling factor {vqgan.downsampling}")
-    if config.init_image:
+    if config.init:
         from .io import load_image
-        image = load_image(config.init_image, side * vqgan.downsampling).to(device)
+        image = load_image(config.init, side * vqgan.downsampling).to(device)
         with torch.no_grad():
             return vqgan.encode(image * 2 - 1)
     codes = torch.randint(vqgan.config.n_embed, (side * side,), device=device)

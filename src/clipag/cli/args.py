@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import warnings
 
 from ..errors import SEED_MAX
 
@@ -98,3 +99,41 @@ def print_usage(parser: argparse.ArgumentParser) -> int:
     """For a command group called without its sub-command: its help, and exit code 2."""
     parser.print_help()
     return 2
+
+
+class _Seeds(argparse.Action):
+    """--seed 0 1 2 and --seed 0 --seed 1 alike; the default list is replaced, not extended."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        current = getattr(namespace, self.dest)
+        setattr(namespace, self.dest, ([] if current is self.default else current) + list(values))
+
+
+def add_seeds(parser: argparse.ArgumentParser, what: str = "seeds, one result each") -> None:
+    parser.add_argument("--seed", type=seed, nargs="+", action=_Seeds, default=[0],
+                        help=f"{what}; repeatable: --seed 0 1 2 or --seed 0 --seed 1 (default 0)")
+
+
+class _Renamed(argparse.Action):
+    """An old spelling, kept hidden for one release: it warns and sets the new option."""
+
+    def __init__(self, option_strings, dest, new: str, append: bool = False, **kwargs):
+        super().__init__(option_strings, dest, **kwargs)
+        self.new, self.append = new, append
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        warnings.warn(f"{option_string} is now {self.new}; the old spelling goes in the next release")
+        if self.append:
+            values = (getattr(namespace, self.dest, None) or []) + [values]
+        setattr(namespace, self.dest, values)
+
+
+def add_renamed(parser: argparse.ArgumentParser, old: str, new: str, append: bool = False, **kwargs) -> None:
+    """Accept `old` as a hidden alias of the option `new` (same type and nargs; append for a repeatable one)."""
+    dest = new.lstrip("-").replace("-", "_")
+    parser.add_argument(old, dest=dest, action=_Renamed, new=new, append=append, help=argparse.SUPPRESS,
+                        default=argparse.SUPPRESS, **kwargs)
+
+
+def add_quiet(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")

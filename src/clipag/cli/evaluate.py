@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from ..configs import AESTHETIC_EMBEDDER as DEFAULT_EMBEDDER
-from .args import add_device_args, positive_int
+from .args import add_device_args, add_quiet, positive_int
 
 
 def add_parser(subparsers) -> None:
@@ -25,6 +25,7 @@ def add_parser(subparsers) -> None:
                    help=f"model whose image embedding the predictor reads (default {DEFAULT_EMBEDDER})")
     p.add_argument("--batch-size", type=positive_int, default=64, help="images per forward pass (default 64)")
     p.add_argument("--out", default="outputs/evaluate", help="folder for results.json and results.csv")
+    add_quiet(p)
     add_device_args(p)
     p.set_defaults(run=run)
 
@@ -46,7 +47,7 @@ def _evaluate(args: argparse.Namespace, world) -> int:
     device = str(world.device)
     evaluators = {ref: Guide.from_pretrained(ref, device=device, precision=args.precision) for ref in args.evaluator}
     scorer = optional_scorer(args.aesthetic, args.aesthetic_embedder, device)
-    report = evaluate_items(items, evaluators, args.top_k, scorer, args.batch_size, world)
+    report = evaluate_items(items, evaluators, args.top_k, scorer, args.batch_size, world, progress=not args.quiet)
     report["skipped"], report["ranks"] = problems, world.size
     if not world.is_main:
         return 0

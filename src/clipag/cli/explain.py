@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..files import atomic_path, save_json
-from .args import add_device_args
+from .args import add_device_args, add_quiet
 from .generate import DEFAULT_MODEL
 
 
@@ -25,6 +25,7 @@ def add_parser(subparsers) -> None:
                    help="write maps and overlays at each picture's own size (default; the model sees its centre "
                         "crop, the rest is dimmed) or at the model's input size")
     p.add_argument("--out", default="outputs/explain", help="output folder (default outputs/explain)")
+    add_quiet(p)
     add_device_args(p)
     p.set_defaults(run=run)
 
@@ -32,6 +33,8 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..explain import explain_picture
     from ..guide import Guide
+    from tqdm import tqdm
+
     from ..io import environment, image_grid, read_picture, save_png, unique_stems
     models = list(dict.fromkeys(args.model or [DEFAULT_MODEL]))
     images = list(dict.fromkeys(args.images))
@@ -40,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
     guides = {ref: Guide.from_pretrained(ref, device=args.device, precision=args.precision) for ref in models}
     model_stems = dict(zip(models, unique_stems(models)))
     tiles, records = [], []
-    for path, stem in zip(images, image_stems(images)):
+    for path, stem in tqdm(list(zip(images, image_stems(images))), desc="explain", unit="image", disable=args.quiet,
+                           leave=False):
         picture = pictures[path]
         rows = explain_picture(guides, picture, args.target, attack=args.attack == "negation", map_size=args.map_size)
         tiles += [rows[0].result.image] + [row.tile for row in rows]  # the first row explains the clean crop
@@ -65,7 +69,8 @@ def write_explanation(row, name: Path, image: str, map_size: str) -> dict:
     with atomic_path(name.with_suffix(".npy")) as tmp, open(tmp, "wb") as f:
         np.save(f, row.heatmap)
     save_png(row.overlay, name.with_suffix(".png"))
-    print(f"{name.with_suffix('.png')}  sim(target) {row.result.similarity:.3f}  "
+    from tqdm import tqdm
+    tqdm.write(f"{name.with_suffix('.png')}  sim(target) {row.result.similarity:.3f}  "
           f"sim(not target) {row.result.negation_similarity:.3f}")
     return {"image": image, "model": row.model, "attacked": row.attacked, "target": row.target,
             "similarity": row.result.similarity, "negation_similarity": row.result.negation_similarity,

@@ -4,11 +4,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..configs import AUGMENT_CHOICES, KEEP_CHOICES, OPTIMIZER_CHOICES, GenerateConfig, ViewConfig
+from ..configs import ADAMW_WEIGHT_DECAY, AUGMENT_CHOICES, KEEP_CHOICES, OPTIMIZER_CHOICES, GenerateConfig, ViewConfig
 from ..errors import ClipagError
 from ..prompts import full_prompt
 from ..registry import missing_gmm_message
-from .args import add_device_args, COUNT, COUNT_OR_ZERO, IMAGE_SIZE, kept, non_negative_float, positive_float, positive_int, seed
+from .args import (add_device_args, add_quiet, add_seeds, COUNT, COUNT_OR_ZERO, IMAGE_SIZE, kept, non_negative_float,
+                   positive_float, positive_int)
 
 DEFAULT_MODEL = "clipag-emoji"  # ships in the package; pass --model clipag-vit-b-32 for the paper's
 
@@ -20,45 +21,54 @@ def add_parser(subparsers) -> None:
                     "climb the model's similarity to the prompt over augmented views.")
     p.add_argument("prompts", nargs="+", metavar="PROMPT", help="one or more prompts")
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"model reference (default {DEFAULT_MODEL}; see `clipag models`)")
-    p.add_argument("--seed", type=seed, nargs="+", default=[0], help="one or more seeds (default 0)")
+    add_seeds(p)
     p.add_argument("--out", default="outputs/generate", help="output folder (default outputs/generate)")
-    p.add_argument("--steps", type=positive_int, default=100, help="ascent steps (default 100, as the official notebook; the paper uses 1000)")
-    p.add_argument("--optimizer", choices=OPTIMIZER_CHOICES, default="adamw",
-                   help="adamw (default, as the official notebook) or l2: fixed-length steps along the gradient")
-    p.add_argument("--lr", type=positive_float, default=0.0175,
-                   help="AdamW learning rate on the pixels, or the l2 step's RMS change per pixel (default 0.0175)")
-    p.add_argument("--weight-decay", type=non_negative_float, default=None,
-                   help="AdamW weight decay (default 0.01, torch's default, which the notebook keeps)")
-    p.add_argument("--views", type=COUNT_OR_ZERO, default=32, help="augmented whole-image views per step (default 32)")
-    p.add_argument("--crops", type=COUNT_OR_ZERO, default=32, help="augmented random crops per step (default 32)")
-    p.add_argument("--augment", choices=AUGMENT_CHOICES, default="diffaugment",
-                   help="diffaugment (default: the official notebook's views and crops) or kornia "
-                        "(clipag's earlier, milder views; crops unaugmented)")
-    p.add_argument("--policy", default="color,translation,resize,cutout",
-                   help="DiffAugment operations (default color,translation,resize,cutout; '' for none)")
-    p.add_argument("--view-weight", type=non_negative_float, default=1.0, help="loss weight of the views (default 1)")
-    p.add_argument("--crop-weight", type=non_negative_float, default=5.0, help="loss weight of the crops (default 5)")
-    p.add_argument("--size", type=IMAGE_SIZE, default=None, help="output side in pixels (default: the model's input size)")
-    p.add_argument("--init", default="gmm", help="gmm (default), noise, or a path to a starting image")
-    p.add_argument("--gmm", default=None, help="GMM file from `clipag gmm fit`, for --init gmm")
-    p.add_argument("--samples-per-class", type=COUNT, default=5, help="GMM candidates drawn from every class (default 5: 1,000 over 200 classes, as the notebook)")
-    p.add_argument("--prefix", default="", help='text put before every prompt, e.g. "an oil painting of"')
-    p.add_argument("--grad-clip", type=positive_float, default=0.001,
-                   help="max L2 norm of the pixel gradient (default 0.001, as the notebook)")
-    p.add_argument("--keep", choices=KEEP_CHOICES, default="best",
-                   help="best (default, as the notebook: the image after the step with the best view loss) or last")
-    p.add_argument("--threshold-quantile", type=positive_float, default=0.95, help="dynamic thresholding quantile (default 0.95)")
-    p.add_argument("--trajectory", action="store_true", help="also save an init-to-final strip and a GIF per image")
-    p.add_argument("--trajectory-frames", type=positive_int, default=8, help="frames after the init in the trajectory (default 8)")
+    add_method_arguments(p)
     p.add_argument("--overwrite", action="store_true", help="replace earlier results made with other settings")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_quiet(p)
     add_device_args(p, precision="auto")
     p.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from ..generate import generate_to_folder
-    from ..guide import Guide
+def add_method_arguments(p: argparse.ArgumentParser) -> None:
+    """The options that make a GenerateConfig (shared with `clipag compare generate`), defaults from it."""
+    d, v = GenerateConfig(), ViewConfig()
+    p.add_argument("--steps", type=positive_int, default=d.steps,
+                   help=f"ascent steps (default {d.steps}, as the official notebook; the paper uses 1000)")
+    p.add_argument("--optimizer", choices=OPTIMIZER_CHOICES, default=d.optimizer,
+                   help=f"adamw (default {d.optimizer}: the official notebook's) or l2: fixed-length steps along the gradient")
+    p.add_argument("--lr", type=positive_float, default=d.lr,
+                   help=f"AdamW learning rate on the pixels, or the l2 step's RMS change per pixel (default {d.lr})")
+    p.add_argument("--weight-decay", type=non_negative_float, default=d.weight_decay,
+                   help=f"AdamW weight decay (default {ADAMW_WEIGHT_DECAY}, torch's default, which the notebook keeps)")
+    p.add_argument("--views", type=COUNT_OR_ZERO, default=v.views, help=f"augmented whole-image views per step (default {v.views})")
+    p.add_argument("--crops", type=COUNT_OR_ZERO, default=v.crops, help=f"augmented random crops per step (default {v.crops})")
+    p.add_argument("--augment", choices=AUGMENT_CHOICES, default=v.augment,
+                   help=f"diffaugment (default {v.augment}: the official notebook's views and crops) or kornia "
+                        "(clipag's earlier, milder views; crops unaugmented)")
+    p.add_argument("--policy", default=v.policy, help=f"DiffAugment operations (default {v.policy}; '' for none)")
+    p.add_argument("--view-weight", type=non_negative_float, default=d.view_weight,
+                   help=f"loss weight of the views (default {d.view_weight:g})")
+    p.add_argument("--crop-weight", type=non_negative_float, default=d.crop_weight,
+                   help=f"loss weight of the crops (default {d.crop_weight:g})")
+    p.add_argument("--size", type=IMAGE_SIZE, default=d.size, help="output side in pixels (default: the model's input size)")
+    p.add_argument("--init", default=d.init, help=f"gmm (default {d.init}), noise, or a path to a starting image")
+    p.add_argument("--gmm", default=d.gmm_path, help="GMM file from `clipag gmm fit`, for --init gmm "
+                                                     "(default: the model's own, if it names one)")
+    p.add_argument("--samples-per-class", type=COUNT, default=d.samples_per_class,
+                   help=f"GMM candidates drawn from every class (default {d.samples_per_class}: 1,000 over 200 classes, as the notebook)")
+    p.add_argument("--prefix", default=d.prefix, help='text put before every prompt, e.g. "an oil painting of"')
+    p.add_argument("--grad-clip", type=positive_float, default=d.grad_clip,
+                   help=f"max L2 norm of the pixel gradient (default {d.grad_clip}, as the notebook)")
+    p.add_argument("--keep", choices=KEEP_CHOICES, default=d.keep,
+                   help=f"best (default {d.keep}, as the notebook: the image after the step with the best view loss) or last")
+    p.add_argument("--threshold-quantile", type=positive_float, default=d.threshold_quantile,
+                   help=f"dynamic thresholding quantile (default {d.threshold_quantile})")
+    p.add_argument("--trajectory", action="store_true", help="also save an init-to-final strip and a GIF per image")
+    p.add_argument("--trajectory-frames", type=positive_int, default=8, help="frames after the init in the trajectory (default 8)")
+
+
+def config_from_args(args: argparse.Namespace) -> GenerateConfig:
     config = GenerateConfig(
         steps=args.steps, optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
         view_weight=args.view_weight, crop_weight=args.crop_weight, size=args.size, init=args.init, gmm_path=args.gmm,
@@ -67,6 +77,13 @@ def run(args: argparse.Namespace) -> int:
         trajectory_frames=args.trajectory_frames if args.trajectory else 0,
         views=ViewConfig(views=args.views, crops=args.crops, augment=args.augment, policy=args.policy))
     config.validate()
+    return config
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..generate import generate_to_folder
+    from ..guide import Guide
+    config = config_from_args(args)
     if config.init == "gmm" and not config.gmm_path and missing_gmm_message(args.model):
         raise ClipagError(missing_gmm_message(args.model))  # before loading a large model
     for prompt in args.prompts:

@@ -30,12 +30,12 @@ def build_parser() -> Parser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    warnings.formatwarning = lambda message, category, *rest: f"clipag: warning: {message}\n"
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(compare.rewrite_argv(list(sys.argv[1:] if argv is None else argv)))
     if not getattr(args, "run", None):
         parser.print_help(sys.stderr)
         return 2
-    warnings.formatwarning = lambda message, category, *rest: f"clipag: warning: {message}\n"
     try:
         _check_out(args)
         return args.run(args) or 0

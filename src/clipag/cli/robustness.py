@@ -5,12 +5,13 @@ import argparse
 import csv
 from pathlib import Path
 
-from ..configs import ATTACKS, RobustnessConfig
+from ..configs import ATTACKS, NORMS, RobustnessConfig
 from ..files import atomic_path, save_json
-from .args import add_device_args, non_negative_float, positive_int, seed
+from .args import add_device_args, add_quiet, add_renamed, non_negative_float, positive_int, seed
 
 
 def add_parser(subparsers) -> None:
+    d = RobustnessConfig()
     p = subparsers.add_parser(
         "robustness", help="zero-shot accuracy of models, clean and under PGD / APGD",
         description="Classify labelled images zero-shot (class names through templates) with each model, "
@@ -19,17 +20,19 @@ def add_parser(subparsers) -> None:
     p.add_argument("data", help="a folder of class subfolders, or a CSV with a filepath and a class column")
     p.add_argument("--model", action="append", required=True, help="model reference; repeat to compare models")
     p.add_argument("--class-column", help="for a CSV: the column of class names (e.g. name)")
-    p.add_argument("--eps", type=non_negative_float, nargs="+", default=[1.5],
-                   help="attack radii: l2 in [0,1] pixel units, linf in /255 units (default 1.5)")
-    p.add_argument("--norm", choices=("l2", "linf"), default="l2", help="threat model (default l2)")
-    p.add_argument("--steps", type=positive_int, default=10, help="attack steps (default 10)")
-    p.add_argument("--attack", nargs="+", choices=ATTACKS, default=["pgd"],
+    p.add_argument("--eps", type=non_negative_float, nargs="+", default=d.eps,
+                   help=f"attack radii: l2 in [0,1] pixel units, linf in /255 units (default {' '.join(f'{e:g}' for e in d.eps)})")
+    p.add_argument("--norm", choices=NORMS, default=d.norm, help=f"threat model (default {d.norm})")
+    p.add_argument("--attack-steps", type=positive_int, default=d.attack_steps, help=f"attack steps (default {d.attack_steps})")
+    add_renamed(p, "--steps", "--attack-steps", type=positive_int)
+    p.add_argument("--attack", nargs="+", choices=ATTACKS, default=list(d.attacks),
                    help="pgd (clipag's) and/or apgd (torchattacks' APGD-CE) (default pgd)")
-    p.add_argument("--templates", default="name",
+    p.add_argument("--templates", default=d.templates,
                    help="name ('{}'), simple or openai (OpenCLIP's ImageNet templates), or a file (default name)")
-    p.add_argument("--batch-size", type=positive_int, default=128, help="images per batch (default 128)")
-    p.add_argument("--seed", type=seed, default=0, help="seed of the attacks' random starts, 0 to 2**32-1 (default 0)")
+    p.add_argument("--batch-size", type=positive_int, default=d.batch_size, help=f"images per batch (default {d.batch_size})")
+    p.add_argument("--seed", type=seed, default=d.seed, help=f"seed of the attacks' random starts, 0 to 2**32-1 (default {d.seed})")
     p.add_argument("--out", default="outputs/robustness", help="folder for results.json and results.csv")
+    add_quiet(p)
     add_device_args(p)
     p.set_defaults(run=run)
 
@@ -37,7 +40,7 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..distributed import close_world, init_world
     from ..io import environment
-    config = RobustnessConfig(eps=[e for e in args.eps if e > 0], norm=args.norm, steps=args.steps,
+    config = RobustnessConfig(eps=[e for e in args.eps if e > 0], norm=args.norm, attack_steps=args.attack_steps,
                               attacks=args.attack, templates=args.templates, batch_size=args.batch_size,
                               seed=args.seed)
     config.validate()
@@ -48,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         close_world()
     if not world.is_main:
         return 0
-    print(f"zero-shot top-1 on {len(labels)} images, {len(classes)} classes ({config.steps} attack steps)")
+    print(f"zero-shot top-1 on {len(labels)} images, {len(classes)} classes ({config.attack_steps} attack steps)")
     print(_table(rows))
     out = Path(args.out)
     save_json({"data": args.data, "images": len(labels), "classes": len(classes), "settings": vars(config),
@@ -68,7 +71,7 @@ def _accuracies(args: argparse.Namespace, config: RobustnessConfig, world):
         if size not in by_size:
             by_size[size] = load_labelled_images(args.data, size, args.class_column)
         images, labels, classes = by_size[size]
-        rows[reference] = evaluate_robustness(guide, images, labels, classes, config, world)
+        rows[reference] = evaluate_robustness(guide, images, labels, classes, config, world, progress=not args.quiet)
     return rows, labels, classes
 
 
