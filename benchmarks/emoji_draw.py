@@ -50,7 +50,7 @@ def main() -> None:
     for guide_name in GUIDES:
         guide = Guide.from_pretrained(guide_name, device="cpu")
         for label, normalised in INPUTS.items():
-            config = DrawConfig(iterations=args.iterations, strokes=args.strokes, normalized_input=normalised)
+            config = DrawConfig(steps=args.iterations, strokes=args.strokes, normalized_input=normalised)
             started = time.perf_counter()
             images = [draw(guide, [n], s, config, progress=False).image for n in names for s in args.seeds]
             seconds[f"{guide_name} {label}"] = (time.perf_counter() - started) / len(images)

@@ -103,7 +103,7 @@ def parse_args() -> argparse.Namespace:
 
 def robustness(args) -> dict:
     images, labels, classes = load_labelled_images(Path(args.data) / "heldout.csv", 64, class_column="name")
-    config = RobustnessConfig(eps=args.eps, norm="l2", steps=args.attack_steps, attacks=args.attacks)
+    config = RobustnessConfig(eps=args.eps, norm="l2", attack_steps=args.attack_steps, attacks=args.attacks)
     rows = {reference: evaluate_robustness(Guide.from_pretrained(reference, device="cpu"), images, labels,
                                            classes, config) for reference in (*args.guides, JUDGE)}
     return {"images": len(images), "classes": len(classes), "accuracy": rows}

@@ -59,11 +59,11 @@ def main() -> None:
     for reference in args.models:
         guide = Guide.from_pretrained(reference, device="cpu")
         runs = {
-            "draw (CLIPDraw)": lambda n: draw(guide, ["a red apple"], 0, DrawConfig(iterations=n), progress=False),
+            "draw (CLIPDraw)": lambda n: draw(guide, ["a red apple"], 0, DrawConfig(steps=n), progress=False),
             "vqgan (VQGAN+CLIP)": lambda n: vqgan_clip(guide, vqgan, ["a red apple"], 0,
                                                        VQGANCLIPConfig(steps=n), progress=False),
             f"style (CLIPStyler, {content_loss} content loss)": lambda n: style(
-                guide, content, "a watercolor painting", 0, StyleConfig(iterations=n, content_loss=content_loss),
+                guide, content, "a watercolor painting", 0, StyleConfig(steps=n, content_loss=content_loss),
                 progress=False),
         }
         for method, run in runs.items():

@@ -63,7 +63,7 @@ echo "training took $(( $(date +%s) - start )) s"
 pids=()
 for eps in $EPS; do
     $CLIPAG robustness "$HELDOUT" --class-column name --model "emoji-vit-64:$RUNS/eps-$eps/open_clip_model.safetensors" \
-        --eps 0.43 1.0 2.0 --steps 10 --device "$DEVICE" --out "$RUNS/eps-$eps/robustness" | tail -n 3 & pids+=($!)
+        --eps 0.43 1.0 2.0 --attack-steps 10 --device "$DEVICE" --out "$RUNS/eps-$eps/robustness" | tail -n 3 & pids+=($!)
 done
 wait "${pids[@]}"
 mkdir -p /tmp/pack
