@@ -20,11 +20,11 @@ import torch
 from torch import nn
 
 from .configs import AESTHETIC_EMBEDDER
+from .configs import AESTHETIC_EMBEDDER as DEFAULT_EMBEDDER  # noqa: F401 (its earlier name, still importable)
 from .errors import ClipagError
 from .guide import Guide
 from .loading import read_state_dict
 
-DEFAULT_EMBEDDER = AESTHETIC_EMBEDDER
 
 
 class AestheticMLP(nn.Module):
@@ -66,11 +66,11 @@ class AestheticScorer:
         if embedder.embed_dim != predictor.input_size:
             raise ClipagError(f"the aesthetic predictor takes {predictor.input_size}-d embeddings but "
                               f"{embedder.name} gives {embedder.embed_dim}-d; pair it with its own embedder "
-                              f"(the LAION predictor: --aesthetic-embedder {DEFAULT_EMBEDDER})")
+                              f"(the LAION predictor: --aesthetic-embedder {AESTHETIC_EMBEDDER})")
         self.predictor, self.embedder = predictor.to(embedder.device), embedder
 
     @classmethod
-    def from_files(cls, predictor: str | Path, embedder: str = DEFAULT_EMBEDDER, device: str = "auto") -> "AestheticScorer":
+    def from_files(cls, predictor: str | Path, embedder: str = AESTHETIC_EMBEDDER, device: str = "auto") -> "AestheticScorer":
         return cls(AestheticMLP.load(predictor), Guide.from_pretrained(embedder, device=device))
 
     @torch.no_grad()

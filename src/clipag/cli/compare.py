@@ -14,7 +14,7 @@ from ..configs import AESTHETIC_EMBEDDER, COMPARE_METHODS
 from ..errors import ClipagError
 from ..prompts import PROMPT_SETS, load_prompts
 from . import draw, generate, style, vqgan
-from .args import add_device_args, add_quiet, add_renamed, add_seeds, positive_int
+from .args import add_device_args, add_quiet, add_renamed, add_seeds, positive_int, print_usage
 
 METHOD_COMMANDS = {"generate": generate, "draw": draw, "vqgan": vqgan, "style": style}
 assert tuple(METHOD_COMMANDS) == COMPARE_METHODS
@@ -34,7 +34,7 @@ def add_parser(subparsers) -> None:
             m.add_argument("--content", required=True, help="the content image every prompt restyles")
         command.add_method_arguments(m)
         m.set_defaults(run=run)
-    p.set_defaults(run=lambda args: p.print_help() or 2)
+    p.set_defaults(run=lambda args: print_usage(p))
 
 
 def add_common_arguments(p: argparse.ArgumentParser, precision: str) -> None:

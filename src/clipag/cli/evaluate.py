@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..configs import AESTHETIC_EMBEDDER as DEFAULT_EMBEDDER
+from ..configs import AESTHETIC_EMBEDDER
 from .args import add_device_args, add_quiet, positive_int
 
 
@@ -21,8 +21,8 @@ def add_parser(subparsers) -> None:
                    help="evaluator model reference; repeat for several (the paper uses two)")
     p.add_argument("--top-k", type=positive_int, nargs="+", default=[1], help="R-Precision k values (default 1)")
     p.add_argument("--aesthetic", help="aesthetic predictor file (e.g. sac+logos+ava1-l14-linearMSE.pth)")
-    p.add_argument("--aesthetic-embedder", default=DEFAULT_EMBEDDER,
-                   help=f"model whose image embedding the predictor reads (default {DEFAULT_EMBEDDER})")
+    p.add_argument("--aesthetic-embedder", default=AESTHETIC_EMBEDDER,
+                   help=f"model whose image embedding the predictor reads (default {AESTHETIC_EMBEDDER})")
     p.add_argument("--batch-size", type=positive_int, default=64, help="images per forward pass (default 64)")
     p.add_argument("--out", default="outputs/evaluate", help="folder for results.json and results.csv")
     add_quiet(p)

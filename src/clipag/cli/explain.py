@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from tqdm import tqdm
+
 from ..files import atomic_path, save_json
 from .args import add_device_args, add_quiet
 from .generate import DEFAULT_MODEL
@@ -33,8 +35,6 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..explain import explain_picture
     from ..guide import Guide
-    from tqdm import tqdm
-
     from ..io import environment, image_grid, read_picture, save_png, unique_stems
     models = list(dict.fromkeys(args.model or [DEFAULT_MODEL]))
     images = list(dict.fromkeys(args.images))
@@ -69,9 +69,8 @@ def write_explanation(row, name: Path, image: str, map_size: str) -> dict:
     with atomic_path(name.with_suffix(".npy")) as tmp, open(tmp, "wb") as f:
         np.save(f, row.heatmap)
     save_png(row.overlay, name.with_suffix(".png"))
-    from tqdm import tqdm
     tqdm.write(f"{name.with_suffix('.png')}  sim(target) {row.result.similarity:.3f}  "
-          f"sim(not target) {row.result.negation_similarity:.3f}")
+               f"sim(not target) {row.result.negation_similarity:.3f}")
     return {"image": image, "model": row.model, "attacked": row.attacked, "target": row.target,
             "similarity": row.result.similarity, "negation_similarity": row.result.negation_similarity,
             "map_size": list(row.heatmap.shape),
