@@ -28,7 +28,7 @@ export STEPS_JUDGE=$(fit "$(cat /tmp/judge.s)" "${BUDGET_JUDGE:-250}" 1600)
 export STEPS_CLIPAG=$(fit "$(cat /tmp/clipag.s)" "${BUDGET_CLIPAG:-230}" 4000)
 echo "steps: clean $STEPS_CLEAN judge $STEPS_JUDGE clipag $STEPS_CLIPAG"
 start=$(date +%s)
-SKIP_STAGE2=1 scripts/train-emoji-models.sh --device cuda  # stage 2 ran on the CPU (docs/models/clipag-emoji.md)
+SKIP_STAGE2=1 scripts/train-emoji-models.sh --device cuda  # stage 2 ran on the CPU (src/clipag/assets/models/clipag-emoji/README.md)
 echo "training took $(( $(date +%s) - start )) s"
 mkdir -p /tmp/pack
 for name in clip-emoji clipag-emoji emoji-judge; do

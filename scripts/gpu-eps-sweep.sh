@@ -4,13 +4,13 @@
 # time budget, then measure each one's held-out robustness there. The judged generations are measured
 # afterwards on the CPU (the judge does not fit in the 64 MiB that travels to the machine).
 # Needs: .whl/ (open_clip_torch, ftfy, wcwidth, kornia, kornia_rs) and data/emoji/ carried; only
-# src/clipag/assets/models/clip-emoji.safetensors of the shipped models (the others are moved aside).
+# src/clipag/assets/models/clip-emoji/open_clip_model.safetensors of the shipped models (the others are moved aside).
 # Writes to $OUT: log, robustness-*.json, and sweep.tar.part* (per radius: the image tower and
 # logit scale in fp16, log.csv, settings.json; the text tower is clip-emoji's, frozen).
 # As run (session 4), with the other models moved out of the tree: PROBE_STEPS=10 BUDGET=150 scripts/gpu-eps-sweep.sh
 # (device run, carry .whl and data/emoji). Back here, per radius E (then judged on CPU with
 #   benchmarks/emoji_evidence.py --sample-seed 1 --seeds 2 3 --guides clipag-emoji emoji-vit-64:runs/sweep/eps-E/model.safetensors ...):
-#   python scripts/merge-image-tower.py src/clipag/assets/models/clip-emoji.safetensors \
+#   python scripts/merge-image-tower.py src/clipag/assets/models/clip-emoji/open_clip_model.safetensors \
 #       runs/sweep/eps-E/changed.safetensors runs/sweep/eps-E/model.safetensors
 # Locally: PROBE_STEPS=2 BUDGET=5 BATCH=16 OUT=/tmp/out DEVICE=cpu scripts/gpu-eps-sweep.sh
 set -euo pipefail
@@ -30,7 +30,7 @@ BUDGET=${BUDGET:-240}        # seconds of training per radius (all radii run at 
 PROBE_STEPS=${PROBE_STEPS:-20}
 BATCH=${BATCH:-512}
 RUNS=${RUNS:-/tmp/sweep}
-START=src/clipag/assets/models/clip-emoji.safetensors
+START=src/clipag/assets/models/clip-emoji/open_clip_model.safetensors
 HELDOUT=${HELDOUT:-data/emoji/heldout.csv}
 mkdir -p "$OUT" "$RUNS"
 exec > >(tee "$OUT/log") 2>&1

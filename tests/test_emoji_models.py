@@ -46,6 +46,7 @@ def test_the_shipped_weights_carry_their_attribution_and_the_package_its_version
     from importlib.metadata import version
     from importlib.resources import files
     import clipag
-    text = files("clipag").joinpath("assets/models/LICENSES.md").read_text()
-    assert "CC-BY 4.0" in text and "Twemoji" in text and "Apache License 2.0" in text
+    for name in SHIPPED:
+        text = files("clipag").joinpath(f"assets/models/{name}/LICENSES.md").read_text()
+        assert "CC-BY 4.0" in text and "Twemoji" in text and "Apache License 2.0" in text
     assert clipag.__version__ == version("clipag")

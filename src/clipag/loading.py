@@ -31,7 +31,7 @@ import torch
 
 from .errors import ClipagError
 from .io import path_kind
-from .registry import ModelSpec, get_spec, spec_file
+from .registry import ModelSpec, get_spec, spec_file, spec_folder
 
 _CONFIG_DIR = Path(__file__).parent / "model_configs"
 open_clip.add_model_config(_CONFIG_DIR)
@@ -50,6 +50,7 @@ class LoadedModel:
     arch: str
     source: str  # the file or tag the weights came from, or "random"
     preprocess_cfg: dict = field(default_factory=dict)
+    model_cfg: Optional[dict] = None  # the architecture as OpenCLIP's model config (for export)
 
 
 # ---------------------------------------------------------------- public entry point
@@ -76,11 +77,11 @@ def load_model(reference: str) -> LoadedModel:
 
 def describe_availability(spec: ModelSpec) -> tuple[bool, str]:
     """(available on this machine?, where the weights are or how to get them)."""
-    if spec.filename:
-        path = spec_file(spec)
-        if path.is_file():
+    if spec.filename or spec.folder:
+        path = spec_folder(spec) or spec_file(spec)
+        if spec_file(spec).is_file():
             return True, str(path)
-        if spec.bundled:
+        if spec.folder:
             return False, f"{path} is missing from this installation; reinstall clipag"
         return False, f"download {spec.url} to {path}"
     path = cached_pretrained_file(spec.arch, spec.pretrained)
@@ -95,7 +96,11 @@ def _load_spec(spec: ModelSpec) -> LoadedModel:
     if spec.pretrained:
         return _load_tag(spec.arch, spec.pretrained)
     path = spec_file(spec)
-    if not path.is_file() and spec.bundled:
+    if spec.folder and path.is_file():
+        loaded = _load_local_dir(spec_folder(spec))
+        loaded.arch, loaded.source = spec.arch, str(spec_folder(spec))
+        return loaded
+    if spec.folder:
         raise ClipagError(f"weights of {spec.name} not found: {path} should ship with clipag; reinstall it")
     if not path.is_file():
         raise ClipagError(
@@ -133,8 +138,11 @@ def _load_tag(arch: str, tag: str) -> LoadedModel:
     if cached is None:
         _require_hub(f"weights for {arch}:{tag} ({cfg.get('hf_hub') or cfg.get('url')})", arch)
         model = open_clip.create_model(arch, pretrained=tag)
+        model_cfg = open_clip.get_model_config(arch)
+        if model_cfg is not None and cfg.get("quick_gelu"):
+            model_cfg["quick_gelu"] = True
         return LoadedModel(model, open_clip.get_tokenizer(arch), "", arch, f"{arch}:{tag}",
-                           _preprocess_cfg(model))
+                           _preprocess_cfg(model), model_cfg)
     preprocess = {k: cfg[k] for k in ("mean", "std", "interpolation", "resize_mode") if k in cfg}
     loaded = _load_file(arch, Path(cached), quick_gelu=cfg.get("quick_gelu", False))
     open_clip.set_model_preprocess_cfg(loaded.model, {**loaded.preprocess_cfg, **preprocess})
@@ -177,7 +185,7 @@ def _load_local_dir(path: Path, hub_repo: Optional[str] = None) -> LoadedModel:
     load_weights(model, state_dict, weights, path.name)
     hf_tokenizer = "hf_tokenizer_name" in config["model_cfg"]["text_cfg"]
     tokenizer = open_clip.get_tokenizer(f"hf-hub:{hub_repo}" if hub_repo and hf_tokenizer else ref)
-    return LoadedModel(model, tokenizer, "", path.name, str(path), _preprocess_cfg(model))
+    return LoadedModel(model, tokenizer, "", path.name, str(path), _preprocess_cfg(model), config["model_cfg"])
 
 
 def _read_open_clip_config(path: Path) -> dict:
@@ -230,7 +238,10 @@ def _weights_in(path: Path) -> Path:
 def _build(arch: str, source: str, quick_gelu: bool = False) -> LoadedModel:
     with _quiet_logging():  # OpenCLIP warns of random init even when weights follow
         model = open_clip.create_model(arch, pretrained=None, force_quick_gelu=quick_gelu)
-    return LoadedModel(model, open_clip.get_tokenizer(arch), "", arch, source, _preprocess_cfg(model))
+    model_cfg = open_clip.get_model_config(arch)
+    if model_cfg is not None and quick_gelu:
+        model_cfg["quick_gelu"] = True
+    return LoadedModel(model, open_clip.get_tokenizer(arch), "", arch, source, _preprocess_cfg(model), model_cfg)
 
 
 @contextlib.contextmanager

@@ -2,8 +2,9 @@
 
 A name maps to an OpenCLIP architecture plus a source of weights: an OpenCLIP pretrained tag, a file
 that clipag looks for in its model folder (`$CLIPAG_HOME/models`, default `~/.cache/clipag/models`), or
-a file that ships inside the package (`clipag/assets/models/`: the small emoji models trained by this
-project, so that a machine with no internet has real weights). A model may name a default GMM file
+a model folder that ships inside the package (`clipag/assets/models/NAME/`: the small emoji models
+trained by this project, so that a machine with no internet has real weights). A shipped folder is an
+OpenCLIP `local-dir:` folder with a Hub model card (see clipag.hub): OpenCLIP loads it without clipag. A model may name a default GMM file
 (in `clipag/assets/gmm/`) that `clipag generate --init gmm` starts from when no --gmm is given.
 """
 from __future__ import annotations
@@ -23,9 +24,12 @@ class ModelSpec:
     filename: Optional[str] = None  # weights file looked for in model_dir()
     url: Optional[str] = None  # where a person can download `filename`
     size_bytes: Optional[int] = None
-    bundled: bool = False  # `filename` ships in clipag/assets/models/ instead of model_dir()
+    folder: Optional[str] = None  # a model folder shipped in clipag/assets/models/ (local-dir: layout)
     gmm: Optional[str] = None  # default GMM file in clipag/assets/gmm/ for --init gmm
-    card: Optional[str] = None  # model card, relative to the repository root
+
+    @property
+    def bundled(self) -> bool:
+        return self.folder is not None
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -56,9 +60,20 @@ ASSETS = Path(__file__).parent / "assets"
 
 
 def spec_file(spec: ModelSpec) -> Optional[Path]:
-    if not spec.filename:
-        return None
-    return (ASSETS / "models" if spec.bundled else model_dir()) / spec.filename
+    """The weights file of a named model (None for an OpenCLIP pretrained tag)."""
+    if spec.folder:
+        return spec_folder(spec) / "open_clip_model.safetensors"
+    return model_dir() / spec.filename if spec.filename else None
+
+
+def spec_folder(spec: ModelSpec) -> Optional[Path]:
+    """The shipped model folder of a named model, or None."""
+    return ASSETS / "models" / spec.folder if spec.folder else None
+
+
+def spec_card(spec: ModelSpec) -> Optional[Path]:
+    """The model card of a shipped model (its folder's README.md), or None."""
+    return spec_folder(spec) / "README.md" if spec.folder else None
 
 
 TINY_IMAGENET_GMM = "tiny-imagenet-16px.safetensors"  # in model_dir(): the official notebook's prior
@@ -107,17 +122,17 @@ register_model(ModelSpec(
     name="clipag-emoji",
     arch="emoji-vit-64",
     description="CLIPAG fine-tune of clip-emoji (L2 PGD), trained by this project on openly licensed emoji; ships here",
-    filename="clipag-emoji.safetensors", bundled=True, gmm=EMOJI_GMM, card="docs/models/clipag-emoji.md",
+    folder="clipag-emoji", gmm=EMOJI_GMM,
 ))
 register_model(ModelSpec(
     name="clip-emoji",
     arch="emoji-vit-64",
     description="vanilla CLIP (ViT, 64 px) trained from scratch by this project on openly licensed emoji; ships here",
-    filename="clip-emoji.safetensors", bundled=True, gmm=EMOJI_GMM, card="docs/models/clip-emoji.md",
+    folder="clip-emoji", gmm=EMOJI_GMM,
 ))
 register_model(ModelSpec(
     name="emoji-judge",
     arch="emoji-resnet-64",
     description="independent evaluator of emoji images: another architecture (ResNet) and seed; ships here",
-    filename="emoji-judge.safetensors", bundled=True, card="docs/models/emoji-judge.md",
+    folder="emoji-judge",
 ))

@@ -17,9 +17,10 @@ def run(args: argparse.Namespace) -> int:
     from ..loading import describe_availability
     rows = [(spec, *describe_availability(spec)) for spec in list_models()]
     width = max(len(spec.name) for spec, *_ in rows)
+    arch_width = max(len(spec.arch) for spec, *_ in rows)
     for spec, available, where in rows:
         mark = "available" if available else "missing  "
-        print(f"{spec.name:<{width}}  {spec.arch:<10}  {mark}  {spec.description}")
-        print(f"{'':<{width}}  {'':<10}  {'':9}  {where}")
+        print(f"{spec.name:<{width}}  {spec.arch:<{arch_width}}  {mark}  {spec.description}")
+        print(f"{'':<{width}}  {'':<{arch_width}}  {'':9}  {where}")
     print(f"\nmodel files are looked for in {model_dir()} (set CLIPAG_HOME to move it)")
     return 0
