@@ -169,3 +169,9 @@ def test_base_model_names_the_hub_repo_of_the_start():
     card = model_card("m", {"model_cfg": {"vision_cfg": {}, "text_cfg": {}}, "preprocess_cfg": {"size": 32}},
                       settings={"model": "clip-vit-b-32"})
     assert f"base_model: {base_model('clip-vit-b-32')}\n---" in card
+
+
+def test_a_finished_run_folder_is_a_hub_folder_with_a_card(trained_run):
+    card = (trained_run / "README.md").read_text()
+    assert card.startswith("---\n") and "library_name: open_clip" in card
+    assert "# Model card for tiny-run" in card and "objective: clipag" in card and "training loss at step 2" in card

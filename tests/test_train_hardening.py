@@ -87,8 +87,8 @@ def test_the_lock_is_held_for_the_run_and_released_after(tmp_path, shapes_csv, s
         seen.append(subprocess.run([sys.executable, "-c", script, str(tmp_path / "run" / ".lock")]).returncode)
         return real(*args, **kwargs)
 
-    real = loop.export_model
-    monkeypatch.setattr(loop, "export_model", probe)
+    real = loop.write_final_model
+    monkeypatch.setattr(loop, "write_final_model", probe)
     train(config(start_checkpoint, shapes_csv, tmp_path / "run", steps=2), progress=False)
     assert seen == [3]
     fd = os.open(tmp_path / "run" / ".lock", os.O_RDWR)

@@ -54,7 +54,7 @@ def export_model(reference: str, out: str | Path, *, name: Optional[str] = None,
     run_dir = _run_folder(reference)
     loaded = load_model(f"local-dir:{run_dir}" if run_dir and not reference.startswith("local-dir:") else reference)
     settings = _read_json(run_dir / "settings.json") if run_dir else None
-    measured = {**_logged_metrics(run_dir), **(metrics or {})} if run_dir else dict(metrics or {})
+    measured = {**logged_metrics(run_dir), **(metrics or {})} if run_dir else dict(metrics or {})
     config = folder_config(loaded)
     name = name or out.name
     card = model_card(name, config, settings=settings, metrics=measured, description=description,
@@ -76,8 +76,12 @@ def folder_config(loaded) -> dict:
     if not loaded.model_cfg:
         raise ClipagError(f"{loaded.reference}: its architecture config is unknown, so OpenCLIP could not "
                           f"rebuild it from a folder; load it by an OpenCLIP architecture name instead")
-    preprocess = {k: list(v) if isinstance(v, tuple) else v for k, v in loaded.preprocess_cfg.items()}
-    return {"model_cfg": loaded.model_cfg, "preprocess_cfg": preprocess}
+    return folder_config_of(loaded.model_cfg, loaded.preprocess_cfg)
+
+
+def folder_config_of(model_cfg: dict, preprocess_cfg: dict) -> dict:
+    preprocess = {k: list(v) if isinstance(v, tuple) else v for k, v in preprocess_cfg.items()}
+    return {"model_cfg": model_cfg, "preprocess_cfg": preprocess}
 
 
 def write_model_folder(folder: str | Path, config: dict, *, state_dict: Optional[dict] = None,
@@ -198,7 +202,7 @@ def _read_json(path: Path) -> Optional[dict]:
     return data if isinstance(data, dict) else None
 
 
-def _logged_metrics(run_dir: Path) -> dict:
+def logged_metrics(run_dir: Path) -> dict:
     """The last row of a run's log.csv: the training numbers at its final logged step."""
     try:
         with open(run_dir / "log.csv", newline="", encoding="utf-8") as f:

@@ -3,12 +3,12 @@
 A checkpoint is `{"state_dict": the whole CLIP model, "optimizer": ..., "step": ..., "settings": ...}`,
 the layout OpenCLIP's own training writes, so `open_clip.create_model(arch, pretrained=FILE)` reads it
 (the official CLIPAG file has the same layout). Only tensors and plain Python values are stored, so
-`torch.load(weights_only=True)` reads it back. The final model is also exported as safetensors beside an
-`open_clip_config.json`, which makes the run folder a `local-dir:` reference.
+`torch.load(weights_only=True)` reads it back. The final model is also written as safetensors beside an
+`open_clip_config.json` and a model card, which makes the run folder a `local-dir:` reference and a
+Hub model folder (clipag.hub).
 """
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Optional
@@ -109,15 +109,18 @@ def _mismatch(own: dict, given) -> str:
     return f"{', '.join(parts)} tensors, e.g. {(missing + unexpected + shaped)[0]}" if parts else ""
 
 
-def export_model(run_dir: Path, model: torch.nn.Module, arch_config: Optional[dict]) -> Path:
-    """Write the weights as safetensors and, when the architecture's config is known, open_clip_config.json."""
+def write_final_model(run_dir: Path, model: torch.nn.Module, model_cfg: Optional[dict],
+                      settings: dict) -> Path:
+    """Make the run folder a model folder (clipag.hub): the weights as safetensors and, when the
+    architecture's config is known, open_clip_config.json and a model card (README.md)."""
+    from ..hub import folder_config_of, logged_metrics, model_card, write_model_folder
     run_dir = Path(run_dir)
-    path = run_dir / EXPORT_NAME
-    with atomic_path(path) as tmp:
-        save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(tmp))
-    if arch_config is not None:
-        preprocess = dict(open_clip.get_model_preprocess_cfg(model))
-        preprocess = {k: list(v) if isinstance(v, tuple) else v for k, v in preprocess.items()}
-        with atomic_path(run_dir / "open_clip_config.json") as tmp:
-            tmp.write_text(json.dumps({"model_cfg": arch_config, "preprocess_cfg": preprocess}, indent=2))
-    return path
+    state_dict = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    if model_cfg is None:
+        with atomic_path(run_dir / EXPORT_NAME) as tmp:
+            save_file(state_dict, str(tmp))
+        return run_dir / EXPORT_NAME
+    config = folder_config_of(model_cfg, open_clip.get_model_preprocess_cfg(model))
+    card = model_card(run_dir.name, config, settings=settings, metrics=logged_metrics(run_dir))
+    write_model_folder(run_dir, config, state_dict=state_dict, card=card)
+    return run_dir / EXPORT_NAME

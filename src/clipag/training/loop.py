@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import csv
 import itertools
-import json
 import math
 import time
 from pathlib import Path
 from typing import Iterator, Optional
 
 import numpy as np
-import open_clip
 import torch
 from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
@@ -30,7 +28,7 @@ from ..io import atomic_path, check_out_dir, environment, remove_stale_temps, sa
 from ..loading import LoadedModel, load_model
 from ..memory import check_training_batch
 from .augment import TrainAugment
-from .checkpoint import export_model, list_checkpoints, read_resumable, resolve_resume, restore, save_checkpoint
+from .checkpoint import list_checkpoints, read_resumable, resolve_resume, restore, save_checkpoint, write_final_model
 from .config import TrainConfig, changed_settings, describe_changes, fixed_changes
 from .distributed import World, all_reduce_sum, barrier, close_world, init_world, sum_gradients
 from .lock import run_lock
@@ -124,7 +122,7 @@ def _train(config: TrainConfig, world: World, run_dir: Path, progress: bool,
                                 scaler)
             barrier(world)
     if world.is_main:
-        export_model(run_dir, guide.model, _arch_config(loaded))
+        write_final_model(run_dir, guide.model, loaded.model_cfg, config.to_dict())
     barrier(world)
     return run_dir
 
@@ -269,13 +267,6 @@ def _set_lr(optimizer, config: TrainConfig, step: int) -> float:
     for group in optimizer.param_groups:
         group["lr"] = lr
     return lr
-
-
-def _arch_config(loaded: LoadedModel) -> Optional[dict]:
-    if loaded.reference.startswith("local-dir:"):
-        config_file = Path(loaded.reference[len("local-dir:"):]) / "open_clip_config.json"
-        return json.loads(config_file.read_text()).get("model_cfg")
-    return open_clip.get_model_config(loaded.arch)
 
 
 # ---------------------------------------------------------------- data
