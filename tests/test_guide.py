@@ -91,3 +91,20 @@ def test_contiguous_attention_changes_no_result(tiny_model):
     grad_a, = torch.autograd.grad(swapped.encode_image(images).sum(), images)
     grad_b, = torch.autograd.grad(plain.encode_image(images).sum(), images)
     torch.testing.assert_close(grad_a, grad_b)
+
+
+def test_from_model_reads_size_mean_and_std_from_the_models_own_preprocess_config(tiny_model, tiny_guide):
+    import open_clip
+    open_clip.set_model_preprocess_cfg(tiny_model.model, {**tiny_model.preprocess_cfg, "mean": (0.5, 0.4, 0.3)})
+    guide = Guide.from_model(tiny_model.model, tiny_model.tokenizer, device="cpu")
+    assert guide.image_size == tiny_guide.image_size
+    assert guide.mean.flatten().tolist() == pytest.approx([0.5, 0.4, 0.3])
+    images = torch.rand(2, 3, 20, 20)
+    assert not torch.allclose(guide.encode_image(images), tiny_guide.encode_image(images))
+
+
+def test_from_model_without_a_preprocess_config_says_how_to_build_the_guide(tiny_model):
+    del tiny_model.model.visual.preprocess_cfg
+    del tiny_model.model.visual.image_mean
+    with pytest.raises(ClipagError, match="no OpenCLIP preprocess config"):
+        Guide.from_model(tiny_model.model, tiny_model.tokenizer)

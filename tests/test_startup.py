@@ -48,9 +48,9 @@ def test_lazy_exports_are_the_library_objects():
 
 
 def test_configs_stay_re_exported_by_their_methods():
-    import importlib
-    from clipag import configs, draw, pag, robustness, style, vqgan
-    generate = importlib.import_module("clipag.generate")
+    import importlib  # clipag.draw, .style, .generate are the functions; their modules by name
+    from clipag import configs, pag, robustness
+    draw, generate, style, vqgan = (importlib.import_module(f"clipag.{m}") for m in ("draw", "generate", "style", "vqgan"))
     assert draw.DrawConfig is configs.DrawConfig and generate.GenerateConfig is configs.GenerateConfig
     assert style.StyleConfig is configs.StyleConfig and vqgan.VQGANCLIPConfig is configs.VQGANCLIPConfig
     assert pag.PagConfig is configs.PagConfig and robustness.RobustnessConfig is configs.RobustnessConfig

@@ -16,10 +16,12 @@ except PackageNotFoundError:  # run from a source tree that was never installed
     __version__ = "0+unknown"
 
 _EXPORTS = {
-    "ClassGMM": ".gmm", "ClipagError": ".errors", "GenerateConfig": ".configs", "GenerationResult": ".generate",
-    "Guide": ".guide", "ModelSpec": ".registry", "ViewConfig": ".configs", "fit_gmm": ".gmm",
-    "generate": ".generate", "generate_to_folder": ".generate", "list_models": ".registry",
-    "load_model": ".loading", "register_model": ".registry",
+    "AttackConfig": ".configs", "ClassGMM": ".gmm", "ClipagError": ".errors", "DrawConfig": ".configs",
+    "GenerateConfig": ".configs", "GenerationResult": ".generate", "Guide": ".guide", "ModelSpec": ".registry",
+    "StyleConfig": ".configs", "VQGANCLIPConfig": ".configs", "ViewConfig": ".configs",
+    "draw": ".draw", "export_model": ".hub", "fit_gmm": ".gmm", "generate": ".generate",
+    "generate_to_folder": ".generate", "list_models": ".registry", "load_model": ".loading", "pgd": ".attack",
+    "push_to_hub": ".hub", "register_model": ".registry", "style": ".style", "vqgan_clip": ".vqgan",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

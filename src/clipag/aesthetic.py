@@ -82,6 +82,7 @@ class AestheticScorer:
 
 @dataclass
 class Preference:
+    """A pairwise aesthetic preference of A over B: the share of wins and its Wilson 95% interval."""
     wins: float  # A's share of prompts where its score is higher (ties count half)
     low: float  # 95% Wilson interval
     high: float

@@ -71,6 +71,8 @@ def check_view_config(config: ViewConfig) -> Optional[str]:
 
 @dataclass
 class GenerateConfig:
+    """Settings of generator-free generation (`clipag generate`, `clipag.generate`): the official notebook's
+    defaults, AdamW on the pixels over augmented views and crops, from the best of many GMM samples."""
     steps: int = 100  # the official notebook uses 100, the paper 1000
     optimizer: str = "adamw"  # "adamw" (official notebook) or "l2": steps along the normalised gradient
     lr: float = 0.0175  # AdamW's learning rate; with "l2", each step's root-mean-square change per pixel
@@ -124,6 +126,8 @@ class GenerateConfig:
 
 @dataclass
 class DrawConfig:
+    """Settings of CLIPDraw (`clipag draw`, `clipag.draw`): kvfrans/clipdraw's defaults (strokes, widths,
+    optimisers, augmentation) unless a field says otherwise."""
     strokes: int = 256
     max_segments: int = 3
     max_width: float = 50.0
@@ -148,6 +152,8 @@ class DrawConfig:
 
 @dataclass
 class VQGANCLIPConfig:
+    """Settings of VQGAN+CLIP (`clipag vqgan`, `clipag.vqgan_clip`): nerdyrodent/VQGAN-CLIP's defaults
+    (cutouts, learning rate, steps) unless a field says otherwise."""
     steps: int = 500
     lr: float = 0.1
     size: Optional[int] = None  # output side (multiple of the downsampling); None = the reference's for the device
@@ -174,6 +180,8 @@ class VQGANCLIPConfig:
 
 @dataclass
 class StyleConfig:
+    """Settings of CLIPStyler (`clipag style`, `clipag.style`): cyclomon/CLIPstyler's losses, weights
+    and patch settings unless a field says otherwise."""
     steps: int = 200
     network: bool = True
     lr: Optional[float] = None  # None: 5e-4 for the network, 5e-3 for pixels
@@ -215,6 +223,8 @@ class StyleConfig:
 
 @dataclass
 class AttackConfig:
+    """A PGD attack in pixel space ([0,1] images): norm (l2 or linf), radius eps, steps, step size (None =
+    2.5 * eps / steps), random start and momentum. Shared by training, evaluation and explanation."""
     norm: str = "l2"
     eps: float = 1.5  # l2: pixel units; linf: 1/255 units
     steps: int = 5
@@ -248,6 +258,7 @@ class AttackConfig:
 
 @dataclass
 class RobustnessConfig:
+    """Settings of `clipag robustness`: zero-shot accuracy clean and under PGD or APGD at each radius."""
     eps: list[float] = field(default_factory=lambda: [1.5])  # l2: [0,1] pixel units; linf: /255 units
     norm: str = "l2"
     attack_steps: int = 10
@@ -266,6 +277,7 @@ class RobustnessConfig:
 
 @dataclass
 class PagConfig:
+    """Settings of the targeted PAG measure (`clipag pag`): radii, PGD steps, prompt template, batch, seed."""
     eps: list[float] = field(default_factory=lambda: [1.0, 2.0, 4.0, 8.0])  # L2 radii in [0,1] pixel units
     steps: int = 50  # PGD steps per radius
     step_size: float | None = None  # None: 2.5 * eps / steps, as clipag.attack

@@ -37,6 +37,7 @@ from .raster import Strokes, render, write_svg
 
 @dataclass
 class DrawResult:
+    """One CLIPDraw drawing: its raster image, its strokes (for SVG), similarity and history."""
     prompts: list[str]
     seed: int
     image: torch.Tensor  # (3, S, S)

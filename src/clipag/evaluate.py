@@ -29,6 +29,7 @@ from .metrics import paired_similarity, r_precision
 
 @dataclass
 class Item:
+    """One picture to score: its path, the prompt it was made for, and the guide and seed when known."""
     image: str
     prompt: str
     model: str = ""  # the guide that made it, when known

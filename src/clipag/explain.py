@@ -30,6 +30,8 @@ NEGATION_ATTACK = AttackConfig(norm="linf", eps=8, steps=20, step_size=1, random
 
 @dataclass
 class Explanation:
+    """One Grad-CAM explanation: the heat map, the picture explained (attacked, if it was) and its
+    similarity to the target and to the negated target."""
     heatmap: np.ndarray  # (H, W) in [0,1]
     image: torch.Tensor  # (3, H, W): the image explained (attacked, if it was)
     similarity: float  # to the target text

@@ -34,6 +34,7 @@ from .io import (earlier_result, environment, image_grid, load_image, save_png, 
 
 @dataclass
 class GenerationResult:
+    """One generated image with its similarity, history, trajectory frames and how it started."""
     prompt: str  # the full prompt, prefix included
     seed: int
     image: torch.Tensor  # (3, S, S) in [0,1]
@@ -48,8 +49,13 @@ class GenerationResult:
 
 def generate(guide: Guide, prompt: str, seed: int = 0, config: GenerateConfig = GenerateConfig(),
              gmm: Optional[ClassGMM] = None, progress: bool = True) -> GenerationResult:
-    """Make one image for `prompt` with `guide`'s gradients. The library's entry point."""
+    """Make one image for `prompt` with `guide`'s gradients. The library's entry point.
+
+    With init "gmm" and neither `gmm` nor config.gmm_path, the model's own GMM is used, as the CLI does
+    (`with_default_gmm`, keyed by `guide.name`)."""
     config.validate()
+    if gmm is None:
+        config = with_default_gmm(config, guide.name)
     text = full_prompt(prompt, config.prefix)
     started = time.perf_counter()
     torch.manual_seed(seed)  # kornia's augmentations draw from the global generator
@@ -202,6 +208,18 @@ def initial_image(guide: Guide, text_features: torch.Tensor, config: GenerateCon
     return load_image(config.init, size), {"init": "image", "path": str(config.init)}
 
 
+def with_default_gmm(config: GenerateConfig, model_reference: str) -> GenerateConfig:
+    """`config` with the model's own GMM when init is "gmm" and no GMM file is named: the one rule for the
+    library and the CLI. A named model whose GMM is not made yet (the Tiny-ImageNet GMM) is an error that
+    says how to make it: a real model never starts from noise unasked."""
+    if config.init != "gmm" or config.gmm_path:
+        return config
+    if missing_gmm_message(model_reference):
+        raise ClipagError(missing_gmm_message(model_reference))
+    path = default_gmm(model_reference)
+    return dataclasses.replace(config, gmm_path=str(path)) if path else config
+
+
 def noise_image(size: int, generator: torch.Generator) -> torch.Tensor:
     return torch.rand(1, 3, size, size, generator=generator)
 
@@ -249,11 +267,7 @@ def generate_to_folder(guide: Guide, prompts: Sequence[str], seeds: Sequence[int
     prompts, seeds = list(dict.fromkeys(prompts)), list(dict.fromkeys(seeds))
     texts = [full_prompt(prompt, config.prefix) for prompt in prompts]
     out_dir = Path(out_dir)
-    if config.init == "gmm" and not config.gmm_path:
-        if missing_gmm_message(model_reference):
-            raise ClipagError(missing_gmm_message(model_reference))  # a real model never starts from noise unasked
-        if default_gmm(model_reference):
-            config = dataclasses.replace(config, gmm_path=str(default_gmm(model_reference)))
+    config = with_default_gmm(config, model_reference or guide.name)
     if config.init not in INIT_CHOICES:
         load_image(config.init, 16)  # fail now, not after the first image
     model = model_reference or guide.name

@@ -93,9 +93,20 @@ class Guide:
         """Load any model reference that `clipag.loading.load_model` accepts."""
         from .loading import load_model
         loaded = load_model(reference)
-        cfg = loaded.preprocess_cfg
-        return cls(loaded.model, loaded.tokenizer, image_size=cfg["size"], mean=cfg["mean"],
-                   std=cfg["std"], device=device, precision=precision, name=reference)
+        return cls.from_model(loaded.model, loaded.tokenizer, device=device, precision=precision, name=reference)
+
+    @classmethod
+    def from_model(cls, model: torch.nn.Module, tokenizer, device: str = "auto", precision: str = "fp32",
+                   name: str = "") -> "Guide":
+        """A guide from an OpenCLIP model already in memory (e.g. `open_clip.create_model_and_transforms`):
+        size, mean and std come from the model's own preprocess config."""
+        import open_clip
+        cfg = open_clip.get_model_preprocess_cfg(model)
+        if not {"size", "mean", "std"} <= set(cfg):
+            raise ClipagError("the model has no OpenCLIP preprocess config (size, mean, std); build it with "
+                              "open_clip, or call Guide(model, tokenizer, image_size=..., mean=..., std=...)")
+        return cls(model, tokenizer, image_size=cfg["size"], mean=cfg["mean"], std=cfg["std"], device=device,
+                   precision=precision, name=name or type(model).__name__)
 
     # ------------------------------------------------------------ images
 

@@ -42,6 +42,7 @@ class Pictures:
 
 @dataclass
 class PagResult:
+    """The targeted PAG measure of one model: rates per radius, the pictures and what the judge named them."""
     rates: dict[str, dict[str, float]]  # eps -> target / source / neither shares, mean similarity to target
     judge_clean_accuracy: float  # the judge's top-1 on the untouched pictures
     chance: float

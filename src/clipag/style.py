@@ -59,6 +59,7 @@ def reference_postprocess(image: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class StyleResult:
+    """One stylised picture with its losses at each logged step and its trajectory frames."""
     prompts: list[str]
     image: torch.Tensor  # (3, S, S)
     losses: list[dict]

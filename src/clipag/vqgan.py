@@ -64,6 +64,7 @@ def default_size(device: torch.device) -> int:
 
 @dataclass
 class VQGANCLIPResult:
+    """One VQGAN+CLIP image with its similarity history and trajectory frames."""
     prompts: list[str]
     seed: int
     image: torch.Tensor  # (3, S, S)
