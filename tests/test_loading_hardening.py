@@ -244,3 +244,21 @@ def test_vqgan_binary_config_and_mismatched_checkpoint(tmp_path, tiny_vqgan_file
     with pytest.raises(ClipagError, match="does not match the VQGAN") as caught:
         load_vqgan(wider, ckpt)
     one_line(caught.value)
+
+
+@pytest.mark.parametrize("numpy_module", [b"numpy._core.multiarray", b"numpy.core.multiarray"])
+def test_a_checkpoint_with_numpy_scalars_loads_as_the_official_clipag_file_needs(tmp_path, tiny_model, numpy_module):
+    """Training scripts store an epoch or a loss as a numpy scalar, pickled under numpy 2's or numpy 1's name;
+    torch's weights-only reader refuses them by default, and rebuilding a number runs no code."""
+    import zipfile
+    import numpy as np
+    saved = tmp_path / "saved.pt"
+    torch.save({"epoch": np.int64(10), "loss": np.float32(0.25), "state_dict": tiny_model.model.state_dict()}, saved)
+    renamed = tmp_path / "official-like.pt"
+    with zipfile.ZipFile(saved) as zin, zipfile.ZipFile(renamed, "w") as zout:
+        for item in zin.infolist():
+            data = zin.read(item.filename)
+            zout.writestr(item, data.replace(b"numpy._core.multiarray", numpy_module) if item.filename.endswith("data.pkl") else data)
+    loaded = load_model(f"clipag-tiny:{renamed}")
+    for key, value in tiny_model.model.state_dict().items():
+        assert torch.equal(loaded.model.state_dict()[key], value)

@@ -285,15 +285,31 @@ def torch_load_weights(path: Path):
 
     Torch's weights-only unpickler refuses any global it does not know (a class, a function) before
     calling it, so a file that would run code when unpickled raises here and runs nothing; the message
-    says so rather than repeating torch's advice to retry with weights_only=False."""
+    says so rather than repeating torch's advice to retry with weights_only=False.
+
+    Numpy scalars and dtypes (training scripts store an epoch or a loss as one; the official CLIPAG
+    checkpoint does) are allowed: rebuilding a number runs no code."""
     try:
-        with warnings.catch_warnings():  # torch's note on the pickle protocol comes before our refusal
-            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+        with warnings.catch_warnings(), torch.serialization.safe_globals(_NUMPY_SCALARS):
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")  # torch's, before our refusal
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         raise ClipagError(_refusal(path, str(err))) from None
     except Exception as err:  # weights-only loading runs no code: anything else is a damaged or foreign file
         raise ClipagError(_unreadable(path, err)) from None
+
+
+def _numpy_scalar_globals() -> list:
+    """numpy's scalar and dtype rebuilders under the names numpy 1 (numpy.core) and numpy 2 (numpy._core)
+    pickle them with, and the dtype classes numpy 2 pickles dtypes through."""
+    import numpy
+    scalar = numpy._core.multiarray.scalar if hasattr(numpy, "_core") else numpy.core.multiarray.scalar
+    dtypes = [getattr(numpy.dtypes, n) for n in dir(getattr(numpy, "dtypes", object)) if n.endswith("DType")]
+    return [(scalar, "numpy.core.multiarray.scalar"), (scalar, "numpy._core.multiarray.scalar"), numpy.dtype,
+            *dtypes]
+
+
+_NUMPY_SCALARS = _numpy_scalar_globals()
 
 
 def _refusal(path: Path, message: str) -> str:
