@@ -83,7 +83,7 @@ def describe_availability(spec: ModelSpec) -> tuple[bool, str]:
             return True, str(path)
         if spec.folder:
             return False, f"{path} is missing from this installation; reinstall clipag"
-        return False, f"download {spec.url} to {path}"
+        return False, f"`clipag models download {spec.name}` (or download {spec.url} to {path})"
     path = cached_pretrained_file(spec.arch, spec.pretrained)
     if path:
         return True, str(path)
@@ -104,8 +104,8 @@ def _load_spec(spec: ModelSpec) -> LoadedModel:
         raise ClipagError(f"weights of {spec.name} not found: {path} should ship with clipag; reinstall it")
     if not path.is_file():
         raise ClipagError(
-            f"weights of {spec.name} not found: {path} is missing; download {spec.url} "
-            f"there, or pass --model {spec.arch}:/path/to/{spec.filename}")
+            f"weights of {spec.name} not found: {path} is missing; run `clipag models download {spec.name}` "
+            f"(or download {spec.url} there), or pass --model {spec.arch}:/path/to/{spec.filename}")
     return _load_file(spec.arch, path)
 
 

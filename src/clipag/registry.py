@@ -24,6 +24,7 @@ class ModelSpec:
     filename: Optional[str] = None  # weights file looked for in model_dir()
     url: Optional[str] = None  # where a person can download `filename`
     size_bytes: Optional[int] = None
+    checksum: Optional[str] = None  # "md5:HEX" or "sha256:HEX" of `filename`; None = the publisher's record (Zenodo)
     folder: Optional[str] = None  # a model folder shipped in clipag/assets/models/ (local-dir: layout)
     gmm: Optional[str] = None  # default GMM file in clipag/assets/gmm/ for --init gmm
 
