@@ -13,8 +13,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON3) -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --no-cache-dir --upgrade pip
 	$(PYTHON) -m pip install --quiet --no-cache-dir -e '.[test]'
-	# APGD for `clipag robustness`: torchattacks pins requests~=2.25.1, which would downgrade requests
-	# and idna; it never imports requests, so install it without its pins (scipy it does need).
+	# torchattacks, for tests/test_apgd.py (clipag's APGD must return its images): it pins requests~=2.25.1,
+	# which would downgrade requests and idna; it never imports requests, so install it without its pins
+	# (scipy it does need).
 	$(PYTHON) -m pip install --quiet --no-cache-dir scipy
 	$(PYTHON) -m pip install --quiet --no-cache-dir --no-deps torchattacks==3.5.1
 	touch $@

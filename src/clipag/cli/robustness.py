@@ -26,7 +26,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--attack-steps", type=positive_int, default=d.attack_steps, help=f"attack steps (default {d.attack_steps})")
     add_renamed(p, "--steps", "--attack-steps", type=positive_int)
     p.add_argument("--attack", nargs="+", choices=ATTACKS, default=list(d.attacks),
-                   help="pgd (clipag's) and/or apgd (torchattacks' APGD-CE) (default pgd)")
+                   help="pgd (clipag's) and/or apgd (APGD-CE, Croce & Hein; matches torchattacks') (default pgd)")
     p.add_argument("--templates", default=d.templates,
                    help="name ('{}'), simple or openai (OpenCLIP's ImageNet templates), or a file (default name)")
     p.add_argument("--batch-size", type=positive_int, default=d.batch_size, help=f"images per batch (default {d.batch_size})")
