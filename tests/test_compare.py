@@ -28,7 +28,14 @@ def test_compare_writes_a_well_formed_report(tmp_path, capsys, tiny_checkpoint):
         assert (out / name).stat().st_size > 0
     page = (out / "report.html").read_text()
     ElementTree.fromstring(page.replace("<!doctype html>", ""))  # well-formed markup
-    assert page.count("<img") == 3
+    assert page.count("<img") == 1 + 2 * 2 * 2  # the chart, then every image (2 prompts x 2 guides x 2 seeds)
+    row = next(r for r in report["runs"][second]["items"] if r["prompt"] == "fire" and r["seed"] == 1)
+    score = f"clipag-tiny:random: {row['clipag-tiny:random similarity']:.3f}, rank {row['clipag-tiny:random rank']}/2"
+    for text in (markdown, page):  # each image's scores under it, the sample size, chance, the settings
+        assert score in text and "runs/clipag-tiny-random/fire-seed1.png" in text
+        assert "2 prompts x 2 seeds = 4 images per guide" in text and "R-Precision@1 50.0%" in text
+        assert '"optimizer": "l2"' in text.replace("&quot;", '"')
+    assert report["settings"]["optimizer"] == "l2" and report["settings"]["steps"] == 2
 
 
 def test_compare_needs_two_guides(tmp_path, capsys):

@@ -56,3 +56,15 @@ def test_command_end_to_end(run_folder, tmp_path, capsys):
     assert result["images"] == 3 and len(result["skipped"]) == 1
     header = (tmp_path / "out" / "results.csv").read_text().splitlines()[0]
     assert "clipag-tiny:random similarity" in header
+
+
+def test_an_images_rank_never_counts_its_own_prompt(tmp_path, tiny_guide):
+    """The rank of an image's own prompt is 1..P: its own score is not 'above' itself by rounding."""
+    from PIL import Image
+    from clipag.evaluate import Item, evaluate_items
+    items = []
+    for i, prompt in enumerate(["a red apple", "fire", "a boat", "snow"] * 3):
+        Image.fromarray((torch.rand(24, 24, 3) * 255).byte().numpy()).save(tmp_path / f"{i}.png")
+        items.append(Item(str(tmp_path / f"{i}.png"), prompt))
+    rows = evaluate_items(items, {"e": tiny_guide})["items"]
+    assert all(1 <= row["e rank"] <= 4 for row in rows)

@@ -12,6 +12,7 @@ Methods are looked up in METHODS: generate, draw (CLIPDraw), vqgan (VQGAN+CLIP) 
 from __future__ import annotations
 
 import html
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Optional, Sequence
@@ -123,10 +124,21 @@ def compare(prompts: Sequence[str], guides: Sequence[str], out_dir: str | Path, 
         items, problems = collect_items([str(run_dir)])
         runs[reference] = {**evaluate_items(items, scorers, top_k, aesthetic, progress=progress), "skipped": problems, "folder": str(run_dir)}
     report = {"method": method, "guides": list(guides), "evaluators": list(evaluators), "prompts": list(prompts),
-              "seeds": list(seeds), "runs": runs, "preference": _preferences(runs, guides) if aesthetic else {}}
+              "seeds": list(seeds), "top_k": list(top_k), "settings": _settings(method_config, method),
+              "runs": runs, "preference": _preferences(runs, guides) if aesthetic else {}}
     save_json(report, out_dir / "report.json")
     write_report_files(report, out_dir)
     return report
+
+
+def _settings(method_config, method: str) -> dict:
+    """The method's settings as plain JSON, for the report (the images' own JSON files hold them too)."""
+    import dataclasses
+    config = method_config if method_config is not None else _default_config(method)
+    inner = getattr(config, "config", config)  # VQGANMethod / StyleMethod wrap the method's config
+    settings = dataclasses.asdict(inner) if dataclasses.is_dataclass(inner) else {}
+    extra = {k: v for k, v in vars(config).items() if k != "config"} if inner is not config else {}
+    return {**settings, **{k: str(v) for k, v in extra.items()}}
 
 
 def _default_config(method: str):
@@ -170,22 +182,65 @@ def _format(metric: str, value: float) -> str:
     return f"{100 * value:.1f}%" if metric.startswith("r_precision") else f"{value:.4f}"
 
 
+def sample_line(report: dict) -> str:
+    """How many images each number rests on, and what chance would score."""
+    prompts, seeds = len(report["prompts"]), len(report["seeds"])
+    chance = ", ".join(f"R-Precision@{k} {100 * min(k, prompts) / prompts:.1f}%" for k in report.get("top_k", [1]))
+    return (f"{prompts} prompts x {seeds} seeds = {prompts * seeds} images per guide; chance level (a random "
+            f"ranking of the {prompts} prompts): {chance}; evaluators: {', '.join(report['evaluators'])}")
+
+
+def image_cells(report: dict, out_dir: Path) -> list[tuple[str, list[tuple[str, str, list[str]]]]]:
+    """Per prompt: (caption, image path relative to the report, score lines) for each guide and seed."""
+    out = []
+    for prompt in report["prompts"]:
+        cells = []
+        for guide in report["guides"]:
+            rows = {row["seed"]: row for row in report["runs"][guide]["items"] if row["prompt"] == prompt}
+            for seed in report["seeds"]:
+                if seed in rows:
+                    cells.append((f"{guide}, seed {seed}", _relative(rows[seed]["image"], out_dir), _scores(rows[seed], report)))
+        out.append((prompt, cells))
+    return out
+
+
+def _scores(row: dict, report: dict) -> list[str]:
+    lines = [f"{e}: {row[f'{e} similarity']:.3f}, rank {row[f'{e} rank']}/{len(report['prompts'])}"
+             for e in report["evaluators"] if f"{e} similarity" in row]
+    return lines + ([f"aesthetic {row['aesthetic']:.2f}"] if "aesthetic" in row else [])
+
+
+def _relative(path: str, out_dir: Path) -> str:
+    import os
+    return Path(os.path.relpath(Path(path).resolve(), Path(out_dir).resolve())).as_posix()
+
+
 def write_report_files(report: dict, out_dir: Path) -> None:
     header, rows = metric_rows(report)
     strips = _prompt_strips(report, out_dir)
+    cells = image_cells(report, out_dir)
     _bar_chart(report, out_dir / "metrics.png")
     warnings = sorted({w for run in report["runs"].values() for w in run["warnings"]})
-    md = [f"# {report['method']}: {' vs '.join(report['guides'])}", "",
-          f"{len(report['prompts'])} prompts x seeds {report['seeds']}; evaluators: {', '.join(report['evaluators'])}", "",
+    md = [f"# {report['method']}: {' vs '.join(report['guides'])}", "", sample_line(report), "",
           "| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
     md += ["", *[f"> warning: {w}" for w in warnings], "", "![metrics](metrics.png)", ""]
     for name, value in report["preference"].items():
         md.append(f"- aesthetic preference, {name}: {100 * value['wins']:.1f}% "
                   f"(95% CI {100 * value['low']:.1f}-{100 * value['high']:.1f}%, {value['prompts']} pairs)")
-    md += ["", "## Per prompt (columns: " + ", ".join(f"{g} seeds {report['seeds']}" for g in report["guides"]) + ")", ""]
-    md += [f"**{prompt}**\n\n![{prompt}]({strip})\n" for prompt, strip in strips]
+    md += ["", "## Per prompt", "", "Each image with its scores: the evaluator's similarity to the prompt and the "
+           "prompt's rank among all prompts (1 = the image is closest to its own prompt).", ""]
+    strip_of = dict(strips)
+    for prompt, prompt_cells in cells:
+        if not prompt_cells:
+            continue
+        md += [f"### {prompt}", "", f"![{prompt}]({strip_of[prompt]})", "",
+               "| " + " | ".join(c[0] for c in prompt_cells) + " |", "|" + "---|" * len(prompt_cells),
+               "| " + " | ".join(f"![{c[0]}]({c[1]})" for c in prompt_cells) + " |",
+               "| " + " | ".join("<br>".join(c[2]) for c in prompt_cells) + " |", ""]
+    md += ["## Settings", "", f"Method `{report['method']}`, as each image's JSON records them:", "", "```json",
+           json.dumps(report.get("settings", {}), indent=2), "```"]
     (out_dir / "report.md").write_text("\n".join(md) + "\n")
-    (out_dir / "report.html").write_text(_html(report, header, rows, warnings, strips))
+    (out_dir / "report.html").write_text(_html(report, header, rows, warnings, cells))
 
 
 def _prompt_strips(report: dict, out_dir: Path) -> list[tuple[str, str]]:
@@ -224,20 +279,25 @@ def _bar_chart(report: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def _html(report: dict, header: list[str], rows: list[list[str]], warnings: list[str],
-          strips: list[tuple[str, str]]) -> str:
+def _html(report: dict, header: list[str], rows: list[list[str]], warnings: list[str], cells: list) -> str:
     e = html.escape
     table = "<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>" + "".join(
         "<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows) + "</table>"
     prefs = "".join(f"<li>aesthetic preference, {e(n)}: {100 * v['wins']:.1f}% (95% CI {100 * v['low']:.1f}-"
                     f"{100 * v['high']:.1f}%, {v['prompts']} pairs)</li>" for n, v in report["preference"].items())
-    body = "".join(f"<h3>{e(p)}</h3><img src=\"{e(s)}\" alt=\"{e(p)}\"/>" for p, s in strips)
+    body = "".join(f"<h3>{e(p)}</h3><div class=\"row\">" + "".join(
+        f"<figure><img src=\"{e(path)}\" alt=\"{e(caption)}\"/><figcaption><b>{e(caption)}</b><br/>"
+        + "<br/>".join(e(line) for line in lines) + "</figcaption></figure>" for caption, path, lines in prompt_cells)
+        + "</div>" for p, prompt_cells in cells)
+    settings = e(json.dumps(report.get("settings", {}), indent=2))
     return (f"<!doctype html><html><head><meta charset=\"utf-8\"/><title>{e(report['method'])} comparison</title>"
             "<style>body{font-family:sans-serif;margin:2em}td,th{padding:4px 10px;border-bottom:1px solid #ddd}"
-            "img{image-rendering:pixelated;max-width:100%}</style></head><body>"
+            "img{image-rendering:pixelated;max-width:100%}.row{display:flex;flex-wrap:wrap;gap:12px}"
+            "figure{margin:0;font-size:12px}figure img{width:160px}</style></head><body>"
             f"<h1>{e(report['method'])}: {e(' vs '.join(report['guides']))}</h1>"
-            f"<p>{len(report['prompts'])} prompts, seeds {e(str(report['seeds']))}; evaluators "
-            f"{e(', '.join(report['evaluators']))}</p>{table}"
+            f"<p>{e(sample_line(report))}</p>{table}"
             + "".join(f"<p><b>warning:</b> {e(w)}</p>" for w in warnings)
             + f"<img src=\"metrics.png\" alt=\"metrics\"/><ul>{prefs}</ul><h2>Per prompt</h2>"
-            f"<p>columns: {e(', '.join(report['guides']))}, each with its seeds</p>{body}</body></html>\n")
+            "<p>Each image with its scores: the evaluator's similarity to the prompt and the prompt's rank among all "
+            f"prompts (1 = the image is closest to its own prompt).</p>{body}"
+            f"<h2>Settings</h2><p>method {e(report['method'])}</p><pre>{settings}</pre></body></html>\n")

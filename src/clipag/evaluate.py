@@ -160,7 +160,8 @@ def evaluate_items(items: Sequence[Item], evaluators: dict[str, Guide], top_k: S
         image_features = encode_images(images_at(guide.image_size[0]), guide, len(items), batch_size, world, bar)  # (N, D)
         text_features = guide.encode_text(prompts, cache=False).float().cpu()  # (P, D)
         similarity = paired_similarity(image_features, text_features[targets])
-        ranks = (image_features @ text_features.T > similarity.view(-1, 1)).sum(dim=1)  # prompts ranked above own
+        scores = image_features @ text_features.T  # (N, P); own score from the same product, so ties are exact
+        ranks = (scores > scores.gather(1, targets.view(-1, 1))).sum(dim=1)  # prompts ranked above its own
         for row, s, r in zip(rows, similarity.tolist(), ranks.tolist()):
             row[f"{name} similarity"], row[f"{name} rank"] = s, r + 1
         summary[name] = {"similarity": similarity.mean().item(),
