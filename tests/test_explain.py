@@ -80,8 +80,10 @@ def test_command_writes_overlays_maps_and_figure(tmp_path, capsys, tiny_checkpoi
     assert record["records"][0]["crop_box"] == [5, 0, 45, 40]
     assert heatmap[:, :5].max() == 0 and heatmap[:, 45:].max() == 0 and heatmap[:, 5:45].max() > 0
     assert Image.open(record["records"][0]["overlay"]).size == (50, 40)
-    figure = Image.open(tmp_path / "o" / "figure.png")
-    assert figure.width > 4 * figure.height  # five tiles in a row, at the model's size
+    figure = np.asarray(Image.open(tmp_path / "o" / "figure.png").convert("L"))
+    assert figure.shape[1] > 4 * (figure.shape[0] - 28)  # five tiles in a row under a 28-px title band
+    assert (figure[:28] < 128).any(axis=0).reshape(-1).sum() > 50  # the band holds text: the column titles
+    assert (figure[:28, :3] == 255).all()  # and starts as white margin
 
 
 def test_map_size_model_keeps_the_models_input_size_and_the_same_map(tmp_path, capsys, tiny_checkpoint):

@@ -67,6 +67,28 @@ def image_grid(images: Sequence[torch.Tensor], columns: int, pad: int = 2) -> to
     return grid
 
 
+def titled_grid(images: Sequence[torch.Tensor], columns: int, titles: Sequence[str], min_side: int = 128,
+                pad: int = 2) -> torch.Tensor:
+    """image_grid with a title over each column (each title up to two lines, split at its first space).
+    Tiles narrower than `min_side` are enlarged, nearest-neighbour, so that the titles fit over them."""
+    from PIL import ImageDraw
+    h, w = images[0].shape[-2:]
+    scale = max(1, -(-min_side // w))  # ceil
+    if scale > 1:
+        images = [torch.nn.functional.interpolate(i[None].float(), scale_factor=scale, mode="nearest")[0] for i in images]
+    grid = to_pil(image_grid(images, columns, pad))
+    header = 28
+    sheet = Image.new("RGB", (grid.width, grid.height + header), "white")
+    sheet.paste(grid, (0, header))
+    draw = ImageDraw.Draw(sheet)
+    chars = max(4, (w * scale) // 6)  # the default bitmap font is about 6 px a character
+    for c, title in enumerate(titles[:columns]):
+        first, _, rest = title.partition(" ")
+        for line, text in enumerate((first, rest) if rest else (first,)):
+            draw.text((pad + c * (w * scale + pad) + 2, 2 + 12 * line), text[:chars], fill="black")
+    return torch.from_numpy(np.asarray(sheet, dtype=np.float32) / 255).permute(2, 0, 1)
+
+
 def save_gif(frames: Sequence[torch.Tensor], path: str | os.PathLike, frame_ms: int = 100) -> None:
     pictures = [to_pil(f) for f in frames]
     with atomic_path(path) as tmp:

@@ -35,7 +35,7 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..explain import explain_picture
     from ..guide import Guide
-    from ..io import environment, image_grid, read_picture, save_png, unique_stems
+    from ..io import environment, read_picture, save_png, titled_grid, unique_stems
     models = list(dict.fromkeys(args.model or [DEFAULT_MODEL]))
     images = list(dict.fromkeys(args.images))
     out = Path(args.out)
@@ -51,9 +51,9 @@ def run(args: argparse.Namespace) -> int:
         for row in rows:
             name = out / f"{stem}-{model_stems[row.model]}-{'attacked' if row.attacked else 'clean'}"
             records.append(write_explanation(row, name, path, args.map_size))
-    save_png(image_grid(tiles, columns=len(tiles) // len(images)), out / "figure.png")
     columns = ["input"] + [f"{m} {a}" for m in models for a in (["clean", "attacked"] if args.attack == "negation"
                                                                  else ["clean"])]
+    save_png(titled_grid(tiles, columns=len(tiles) // len(images), titles=columns), out / "figure.png")
     save_json({"records": records, "columns": columns, "settings": {k: v for k, v in vars(args).items()
                if k != "run"}, **environment()}, out / "explain.json")
     print(f"{out / 'figure.png'}  one row per image")
