@@ -34,7 +34,7 @@ def download_model(name: str, progress: bool = True, timeout: float = 30.0) -> P
     spec = _downloadable(name)
     target = spec_file(spec)
     size, checksum = published_size_and_checksum(spec, timeout)
-    if target.is_file() and _matches(target, size, checksum):
+    if target.is_file() and not _mismatch(target, size, checksum):
         return target
     partial = target.with_name(target.name + ".part")
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -85,10 +85,6 @@ def _downloadable(name: str) -> ModelSpec:
     if not spec.url:
         raise ClipagError(f"{name} has no download address; put its weights at {spec_file(spec)}")
     return spec
-
-
-def _matches(path: Path, size: Optional[int], checksum: Optional[str]) -> bool:
-    return not _mismatch(path, size, checksum)
 
 
 def _mismatch(path: Path, size: Optional[int], checksum: Optional[str]) -> str:

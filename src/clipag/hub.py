@@ -63,7 +63,7 @@ def export_model(reference: str, out: str | Path, *, name: Optional[str] = None,
     staging = out.with_name(f".{out.name}.export-tmp")
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        write_model_folder(staging, config, state_dict=_state_dict(loaded.model, half), card=card,
+        write_model_folder(staging, config, state_dict=cpu_state_dict(loaded.model, half), card=card,
                            licenses=licenses, settings=settings)
         _replace_folder(staging, out)
     finally:
@@ -224,12 +224,14 @@ def _data_licenses(settings: Optional[dict]) -> Optional[str]:
     found = []
     for entry in settings.get("data") or []:
         path = Path(str(entry)).expanduser().parent / LICENSES_NAME
-        if path.is_file() and path.read_text(encoding="utf-8") not in found:
-            found.append(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8") if path.is_file() else None
+        if text is not None and text not in found:
+            found.append(text)
     return "\n\n".join(found) if found else None
 
 
-def _state_dict(model, half: bool) -> dict:
+def cpu_state_dict(model, half: bool = False) -> dict:
+    """The model's tensors on the CPU, contiguous (as safetensors needs), fp16 when `half`."""
     import torch
     return {k: (v.half() if half and v.is_floating_point() else v).detach().contiguous().cpu()
             for k, v in model.state_dict().items() if isinstance(v, torch.Tensor)}

@@ -113,9 +113,9 @@ def write_final_model(run_dir: Path, model: torch.nn.Module, model_cfg: Optional
                       settings: dict) -> Path:
     """Make the run folder a model folder (clipag.hub): the weights as safetensors and, when the
     architecture's config is known, open_clip_config.json and a model card (README.md)."""
-    from ..hub import folder_config_of, logged_metrics, model_card, write_model_folder
+    from ..hub import cpu_state_dict, folder_config_of, logged_metrics, model_card, write_model_folder
     run_dir = Path(run_dir)
-    state_dict = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    state_dict = cpu_state_dict(model)
     if model_cfg is None:
         with atomic_path(run_dir / EXPORT_NAME) as tmp:
             save_file(state_dict, str(tmp))
