@@ -157,7 +157,13 @@ def environment() -> dict:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             versions[package] = None
-    return {"versions": versions, "platform": platform.platform()}
+    return {"versions": versions, "platform": platform.platform(), "accelerator": _accelerator()}
+
+
+def _accelerator() -> str | None:
+    """The GPU's name where CUDA is up (a model card says where each stage ran), else None."""
+    import torch
+    return torch.cuda.get_device_name() if torch.cuda.is_available() else None
 
 
 def save_result(image: torch.Tensor, record: dict, stem: str | os.PathLike,
