@@ -3,8 +3,10 @@
 #   A. recipes/emoji/v2/clipag-emoji-r32-eps2.0.json as committed (2000 x 256, L2 2.0 at 32 px);
 #   B. clipag-emoji-r32-eps2.0-long: from A at the same radius, for as many steps as fit before DEADLINE
 #      seconds (a multiple of 500, from A's measured seconds per step), so that B ends with its model.
-# Carried: .whl (open_clip, kornia, ftfy wheels), gpu-carry/emoji32 (scripts/gpu/emoji-pack.py) and
-# runs/v2/clipag-emoji-r32-eps1.0. Each stage's fp16 weights come back split into 15 MB parts
+# Ready the checkout with scripts/gpu/prepare.sh first and restore it after. Carried: .whl (wheels of
+# open_clip, kornia, ftfy), gpu-carry/emoji32 (scripts/gpu/emoji-pack.py) and A's start
+# (runs/v2/clipag-emoji-r32-eps1.0), or A itself when it was trained here: then A is skipped and a
+# 60-step throwaway run measures the speed. Each stage's fp16 weights come back split into 15 MB parts
 # (the device returns files of 16 MiB at most) with a tar of its settings, log and config.
 set -uo pipefail
 START=$(date +%s); DEADLINE=${DEADLINE:-480}
@@ -20,9 +22,16 @@ ship() {  # run dir -> $OUT/NAME.partXX + $OUT/NAME.tar
         tar cf "$OUT/$name.tar" -C "$run" log.csv open_clip_config.json $(cd "$run" && ls settings*.json)
 }
 A=recipes/emoji/v2/clipag-emoji-r32-eps2.0.json
-train $A || exit 1
-ship runs/v2/clipag-emoji-r32-eps2.0
-PER_STEP=$(python3 -c "import csv; r=list(csv.DictReader(open('runs/v2/clipag-emoji-r32-eps2.0/log.csv')))[5:]; print(sum(float(x['seconds']) for x in r)/len(r))")
+per_step() { python3 -c "import csv,sys; r=list(csv.DictReader(open(sys.argv[1])))[1:]; print(sum(float(x['seconds']) for x in r)/len(r))" "$1"; }
+if [ -f runs/v2/clipag-emoji-r32-eps2.0/open_clip_model.safetensors ]; then
+    python3 -m clipag.cli.main train --config $A --model local-dir:runs/v2/clipag-emoji-r32-eps2.0 --out /tmp/speed \
+        --steps 60 --quiet || exit 1
+    PER_STEP=$(per_step /tmp/speed/log.csv)
+else
+    train $A || exit 1
+    ship runs/v2/clipag-emoji-r32-eps2.0
+    PER_STEP=$(per_step runs/v2/clipag-emoji-r32-eps2.0/log.csv)
+fi
 LEFT=$(( DEADLINE - ($(date +%s) - START) ))
 STEPS=$(python3 -c "print(max(0, int(($LEFT - 60) / ($PER_STEP * 1.15) // 500 * 500)))")
 echo "stage A: $(( $(date +%s) - START )) s since start, ${PER_STEP} s/step; stage B: $STEPS steps in the $LEFT s left"
