@@ -295,3 +295,38 @@ class PagConfig:
             raise ClipagError(f"the template {self.template!r} needs {{}} where the name goes")
         if self.batch_size <= 0:
             raise ClipagError("batch size must be a positive integer")
+
+
+# ---------------------------------------------------------------- the paper's figures and tables
+
+REPRODUCE_TARGETS = ("fig1", "fig2", "fig3", "fig4", "fig5", "fig6", "fig7", "fig8", "fig9", "table-clipdraw",
+                     "table-vqgan")
+PAPER_STEPS = 1000  # the supplementary's K for generation
+QUICK_STEPS = 20
+
+
+@dataclass
+class ReproduceConfig:
+    """Settings of `clipag reproduce`: the paper's by default; `quick` makes every target small and fast.
+
+    Inputs the paper took from datasets are the user's: pictures with Grad-CAM targets (fig5), a content
+    picture (fig2), a VQGAN (fig1, table-vqgan), MS-COCO captions (table-vqgan), evaluators (tables)."""
+    quick: bool = False
+    steps: Optional[int] = None  # generation steps; None = the paper's 1000, or QUICK_STEPS with quick
+    gmm: Optional[str] = None  # GMM file for the generation figures; None = each model's own (as generate)
+    images: list[str] = field(default_factory=list)  # fig5: "PATH" or "PATH=TARGET"; targets default to the paper's
+    content: Optional[str] = None  # fig2: the picture CLIPStyler restyles
+    vqgan_config: Optional[str] = None  # fig1 / table-vqgan: the taming-transformers VQGAN's YAML and checkpoint
+    vqgan_checkpoint: Optional[str] = None
+    captions: Optional[str] = None  # table-vqgan: MS-COCO captions_val2017.json
+    evaluators: list[str] = field(default_factory=list)  # tables: models that score the results
+    aesthetic: Optional[str] = None  # tables: the LAION aesthetic predictor's weights
+
+    def generation_steps(self) -> int:
+        return self.steps or (QUICK_STEPS if self.quick else PAPER_STEPS)
+
+    def validate(self) -> None:
+        if self.steps is not None and self.steps <= 0:
+            raise ClipagError(f"steps must be a positive integer, got {self.steps}")
+        if (self.vqgan_config is None) != (self.vqgan_checkpoint is None):
+            raise ClipagError("give both --vqgan-config and --vqgan-checkpoint, or neither")
