@@ -310,12 +310,12 @@ class ReproduceConfig:
     """Settings of `clipag reproduce`: the paper's by default; `quick` makes every target small and fast.
 
     Inputs the paper took from datasets are the user's: pictures with Grad-CAM targets (fig5), a content
-    picture (fig2), a VQGAN (fig1, table-vqgan), MS-COCO captions (table-vqgan), evaluators (tables)."""
+    pictures (fig2), a VQGAN (fig1, table-vqgan), MS-COCO captions (table-vqgan), evaluators (tables)."""
     quick: bool = False
-    steps: Optional[int] = None  # generation steps; None = the paper's 1000, or QUICK_STEPS with quick
+    steps: Optional[int] = None  # every method's steps; None = the paper's (generation 1000), or quick's
     gmm: Optional[str] = None  # GMM file for the generation figures; None = each model's own (as generate)
     images: list[str] = field(default_factory=list)  # fig5: "PATH" or "PATH=TARGET"; targets default to the paper's
-    content: Optional[str] = None  # fig2: the picture CLIPStyler restyles
+    contents: list[str] = field(default_factory=list)  # fig2: the pictures CLIPStyler restyles
     vqgan_config: Optional[str] = None  # fig1 / table-vqgan: the taming-transformers VQGAN's YAML and checkpoint
     vqgan_checkpoint: Optional[str] = None
     captions: Optional[str] = None  # table-vqgan: MS-COCO captions_val2017.json

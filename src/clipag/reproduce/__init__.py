@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from ..configs import ReproduceConfig
+from ..configs import REPRODUCE_TARGETS, ReproduceConfig
 from ..errors import ClipagError
-from . import figures
+from . import figures, tools
 from .figures import Context
 from .page import Figure, write_index, write_page
 
@@ -25,10 +25,12 @@ from .page import Figure, write_index, write_page
 class Target:
     title: str
     build: Callable[[Context], Figure]
-    needs: Callable[[ReproduceConfig], Optional[str]] = lambda config: None  # what is missing, in words
+    needs: Callable[[ReproduceConfig, Sequence[str]], Optional[str]] = lambda config, models: None  # what is missing
 
 
 TARGETS: dict[str, Target] = {
+    "fig1": Target("VQGAN+CLIP additional results", tools.fig1, tools.needs_vqgan),
+    "fig2": Target("CLIPStyler additional results", tools.fig2, tools.needs_contents),
     "fig3": Target("Generation trajectory", figures.fig3),
     "fig4": Target("Initialisation ablation", figures.fig4),
     "fig5": Target("Explainability visualisations", figures.fig5, figures.needs_images),
@@ -36,7 +38,10 @@ TARGETS: dict[str, Target] = {
     "fig7": Target("Generator-free text-to-image results", figures.fig7),
     "fig8": Target("Prefix effect", figures.fig8),
     "fig9": Target("Stochasticity", figures.fig9),
+    "table-clipdraw": Target("CLIPDraw with each guide", tools.table_clipdraw, tools.needs_evaluators),
+    "table-vqgan": Target("VQGAN+CLIP with each guide", tools.table_vqgan, tools.needs_table_vqgan),
 }
+assert tuple(TARGETS) == REPRODUCE_TARGETS  # the CLI offers the names without importing this module
 
 
 def reproduce(target: str, models: Sequence[str], out_dir: str | Path = "outputs/reproduce",
@@ -44,6 +49,7 @@ def reproduce(target: str, models: Sequence[str], out_dir: str | Path = "outputs
               progress: bool = True, overwrite: bool = False) -> Path:
     """Make `target` (a key of TARGETS, or "all") with each model; returns the page's Markdown path."""
     config.validate()
+    tools.check_files(config)
     models = list(dict.fromkeys(models))
     if not models:
         raise ClipagError("give at least one model, e.g. --model clip-emoji --model clipag-emoji")
@@ -52,7 +58,7 @@ def reproduce(target: str, models: Sequence[str], out_dir: str | Path = "outputs
         return _reproduce_all(models, out_dir, config, device, precision, progress, overwrite)
     if target not in TARGETS:
         raise ClipagError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)} or all")
-    missing = TARGETS[target].needs(config)
+    missing = TARGETS[target].needs(config, models)
     if missing:
         raise ClipagError(f"{target} needs {missing}")
     ctx = Context(models, out_dir / target, config, device, precision, progress, overwrite, guides)
@@ -62,7 +68,7 @@ def reproduce(target: str, models: Sequence[str], out_dir: str | Path = "outputs
 def _reproduce_all(models, out_dir, config, device, precision, progress, overwrite) -> Path:
     guides, entries = {}, []
     for name, target in TARGETS.items():
-        missing = target.needs(config)
+        missing = target.needs(config, models)
         if missing:
             entries.append((name, target.title, f"not run: needs {missing}"))
             continue

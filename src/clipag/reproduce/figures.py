@@ -225,5 +225,5 @@ def dataclass_settings(ctx: Context) -> dict:
             "generation": dataclasses.asdict(generation_config(ctx))}
 
 
-def needs_images(config: ReproduceConfig) -> Optional[str]:
+def needs_images(config: ReproduceConfig, models: Sequence[str]) -> Optional[str]:
     return None if config.images else "pictures with targets: --image PATH[=TARGET] (the paper: dog, parrot, cars, monkey)"
