@@ -72,7 +72,7 @@ def write_index(entries: Sequence[tuple[str, str, str]], out_dir: Path) -> tuple
 # ---------------------------------------------------------------- HTML
 
 _STYLE = ("body{font-family:sans-serif;margin:2em;max-width:90em}td,th{padding:4px;text-align:center;"
-          "vertical-align:top}img{width:128px;image-rendering:pixelated}img.wide{width:384px}"
+          "vertical-align:top}img{width:192px;image-rendering:pixelated}img.wide{width:384px}"
           "td div{font-size:small;max-width:14em}.note{color:#a33}table.data td{text-align:right}")
 
 
