@@ -66,48 +66,78 @@ class DrawViews(torch.nn.Module):
 def draw(guide: Guide, prompts: Sequence[str], seed: int = 0, config: DrawConfig = DrawConfig(),
          progress: bool = True) -> DrawResult:
     """Optimise strokes for the (weighted, possibly negative) prompts with `guide`'s gradients."""
-    config.validate()
-    started = time.perf_counter()
-    torch.manual_seed(seed)  # kornia draws from the global generator
-    if not config.normalized_input:
-        guide = guide.without_input_normalisation()
-    size = config.size or guide.image_size[0]
-    plan_views(size, config.views, 0, guide.image_size, guide.device, what="drawing")
-    text, weights = weighted_text_features(guide, list(prompts))  # (P, D), (P,)
-    strokes = Strokes.random(config.strokes, size, config.max_segments, generator=torch.Generator().manual_seed(seed))
-    strokes = strokes.map(lambda t: t.to(guide.device))
-    for tensor in (strokes.points, strokes.widths, strokes.colours):
-        tensor.requires_grad_(True)
-    optimisers = [torch.optim.Adam([strokes.points], lr=config.lr_points),
-                  torch.optim.Adam([strokes.widths], lr=config.lr_widths),
-                  torch.optim.Adam([strokes.colours], lr=config.lr_colours)]
-    views = DrawViews(guide.image_size, config.views)
-    frame_steps = {round(config.steps * (k + 1) / config.trajectory_frames) for k in range(config.trajectory_frames)}
-    frames = [render(strokes, size).detach().cpu()] if config.trajectory_frames else []
-    history = []
+    run = DrawRun(guide, prompts, seed, config)
     bar = tqdm(range(config.steps), desc="draw", unit="it", disable=not progress, leave=False)
-    for step in bar:
-        _drop_point_lr(optimisers[0], step, config)
-        image = render(strokes, size).unsqueeze(0)  # (1, 3, S, S)
-        batch = views(image) if config.augment else image
-        cosine = guide.encode_image(batch) @ text.T  # (V, P)
-        loss = -(cosine.mean(dim=0) * weights).sum()
-        for optimiser in optimisers:
+    for _ in bar:
+        bar.set_postfix(score=f"{run.step():.3f}")
+    return run.result()
+
+
+class DrawRun:
+    """One drawing, a step at a time (as `generate.GenerationRun`: `draw` runs it to the end)."""
+
+    def __init__(self, guide: Guide, prompts: Sequence[str], seed: int = 0, config: DrawConfig = DrawConfig()):
+        config.validate()
+        self.started, self.prompts, self.seed, self.config = time.perf_counter(), list(prompts), seed, config
+        torch.manual_seed(seed)  # kornia draws from the global generator
+        self.guide = guide if config.normalized_input else guide.without_input_normalisation()
+        self.size = size = config.size or guide.image_size[0]
+        plan_views(size, config.views, 0, guide.image_size, guide.device, what="drawing")
+        self.text, self.weights = weighted_text_features(self.guide, self.prompts)  # (P, D), (P,)
+        strokes = Strokes.random(config.strokes, size, config.max_segments,
+                                 generator=torch.Generator().manual_seed(seed))
+        self.strokes = strokes = strokes.map(lambda t: t.to(guide.device))
+        for tensor in (strokes.points, strokes.widths, strokes.colours):
+            tensor.requires_grad_(True)
+        self.optimisers = [torch.optim.Adam([strokes.points], lr=config.lr_points),
+                           torch.optim.Adam([strokes.widths], lr=config.lr_widths),
+                           torch.optim.Adam([strokes.colours], lr=config.lr_colours)]
+        self.views = DrawViews(guide.image_size, config.views)
+        self.frame_steps = {round(config.steps * (k + 1) / config.trajectory_frames)
+                            for k in range(config.trajectory_frames)}
+        self.frames = [render(strokes, size).detach().cpu()] if config.trajectory_frames else []
+        self.history: list[float] = []
+
+    @property
+    def steps_done(self) -> int:
+        return len(self.history)
+
+    @property
+    def done(self) -> bool:
+        return self.steps_done >= self.config.steps
+
+    def step(self) -> float:
+        """One optimiser step on the strokes; returns the weighted similarity of its views."""
+        config, size = self.config, self.size
+        _drop_point_lr(self.optimisers[0], self.steps_done, config)
+        image = render(self.strokes, size).unsqueeze(0)  # (1, 3, S, S)
+        batch = self.views(image) if config.augment else image
+        cosine = self.guide.encode_image(batch) @ self.text.T  # (V, P)
+        loss = -(cosine.mean(dim=0) * self.weights).sum()
+        for optimiser in self.optimisers:
             optimiser.zero_grad(set_to_none=True)
         loss.backward()
-        for optimiser in optimisers:
+        for optimiser in self.optimisers:
             optimiser.step()
-        strokes.clamp_(size, config.max_width, points=config.clamp_points)
-        history.append(float(-loss.detach()))
-        bar.set_postfix(score=f"{history[-1]:.3f}")
-        if step + 1 in frame_steps:
-            frames.append(render(strokes, size).detach().cpu())
-    with torch.no_grad():
-        final = render(strokes, size)
-        similarity = float((guide.encode_image(final.unsqueeze(0)) @ text.T)[0] @ weights / weights.abs().sum())
-    detached = strokes.map(lambda t: t.detach().cpu())
-    return DrawResult(list(prompts), seed, final.cpu(), detached, similarity, history, frames,
-                      time.perf_counter() - started)
+        self.strokes.clamp_(size, config.max_width, points=config.clamp_points)
+        self.history.append(float(-loss.detach()))
+        if self.steps_done in self.frame_steps:
+            self.frames.append(render(self.strokes, size).detach().cpu())
+        return self.history[-1]
+
+    def image(self) -> torch.Tensor:
+        with torch.no_grad():
+            return render(self.strokes, self.size).cpu()
+
+    def result(self) -> DrawResult:
+        with torch.no_grad():
+            final = render(self.strokes, self.size)
+            cosine = (self.guide.encode_image(final.unsqueeze(0)) @ self.text.T)[0]
+            similarity = float(cosine @ self.weights / self.weights.abs().sum())
+        detached = self.strokes.map(lambda t: t.detach().cpu())
+        frames = self.frames + ([final.cpu()] if self.frames and not self.done else [])
+        return DrawResult(self.prompts, self.seed, final.cpu(), detached, similarity, list(self.history), frames,
+                          time.perf_counter() - self.started)
 
 
 def _drop_point_lr(optimiser: torch.optim.Optimizer, step: int, config: DrawConfig) -> None:

@@ -53,44 +53,79 @@ def generate(guide: Guide, prompt: str, seed: int = 0, config: GenerateConfig = 
 
     With init "gmm" and neither `gmm` nor config.gmm_path, the model's own GMM is used, as the CLI does
     (`with_default_gmm`, keyed by `guide.name`)."""
-    config.validate()
-    if gmm is None:
-        config = with_default_gmm(config, guide.name)
-    text = full_prompt(prompt, config.prefix)
-    started = time.perf_counter()
-    torch.manual_seed(seed)  # kornia's augmentations draw from the global generator
-    generator = torch.Generator().manual_seed(seed)
-    text_features = guide.encode_text([text])[0]  # (D,)
-    size = config.size or guide.image_size[0]
+    run = GenerationRun(guide, prompt, seed, config, gmm)
+    bar = tqdm(range(run.config.steps), desc=run.text[:30], unit="step", disable=not progress, leave=False)
+    for _ in bar:
+        bar.set_postfix(sim=f"{run.step():.3f}")
+    return run.result()
 
-    chunk = views_per_pass(guide, config, size)
-    start, init_info = initial_image(guide, text_features, config, gmm, size, generator)  # (1, 3, S, S)
-    pixels = start.to(guide.device).clone().requires_grad_(True)
-    optimizer = make_optimizer(pixels, config)
-    make_views = GuidanceViews(guide.image_size, config.views)
-    frame_steps = _frame_steps(config.steps, config.trajectory_frames)
-    frames = [start[0].cpu()] if config.trajectory_frames else []
-    history, best_loss, kept, kept_step = [], float("inf"), None, 0
 
-    bar = tqdm(range(config.steps), desc=text[:30], unit="step", disable=not progress, leave=False)
-    for step in bar:
-        cosine = guidance_step(guide, pixels, text_features, optimizer, make_views, config, chunk)  # (V + C,)
-        history.append(float(cosine.mean()))
-        bar.set_postfix(sim=f"{history[-1]:.3f}")
-        loss = view_loss(cosine, config)
-        if config.keep == "last" or loss < best_loss:  # as the notebook: the image after the best step
-            best_loss, kept, kept_step = loss, pixels.detach().clone(), step + 1
-        if step + 1 in frame_steps:
-            frames.append(pixels.detach()[0].cpu())
-    if frames:
-        frames[-1] = kept[0].cpu()  # the strip ends with the picture saved
+class GenerationRun:
+    """One generation, a step at a time: `generate` runs it to the end; `clipag serve` steps several
+    guides side by side and may stop one early, keeping the best image so far.
 
-    return GenerationResult(
-        prompt=text, seed=seed, image=kept[0].cpu(),
-        similarity=float(guide.score(kept, text_features)[0]),
-        initial_similarity=float(guide.score(start.to(guide.device), text_features)[0]),
-        history=history, kept_step=kept_step, frames=frames, init=init_info,
-        seconds=time.perf_counter() - started)
+    The augmentations draw from torch's global generator, seeded here: a caller that interleaves runs
+    swaps each run's generator state around its steps (`clipag.serve`), so each equals `generate`."""
+
+    def __init__(self, guide: Guide, prompt: str, seed: int = 0, config: GenerateConfig = GenerateConfig(),
+                 gmm: Optional[ClassGMM] = None):
+        config.validate()
+        if gmm is None:
+            config = with_default_gmm(config, guide.name)
+        self.guide, self.config, self.seed = guide, config, seed
+        self.text = full_prompt(prompt, config.prefix)
+        self.started = time.perf_counter()
+        torch.manual_seed(seed)  # kornia's augmentations draw from the global generator
+        generator = torch.Generator().manual_seed(seed)
+        self.text_features = guide.encode_text([self.text])[0]  # (D,)
+        size = config.size or guide.image_size[0]
+        self.chunk = views_per_pass(guide, config, size)
+        self.start, self.init_info = initial_image(guide, self.text_features, config, gmm, size, generator)  # (1, 3, S, S)
+        self.pixels = self.start.to(guide.device).clone().requires_grad_(True)
+        self.optimizer = make_optimizer(self.pixels, config)
+        self.make_views = GuidanceViews(guide.image_size, config.views)
+        self.frame_steps = _frame_steps(config.steps, config.trajectory_frames)
+        self.frames = [self.start[0].cpu()] if config.trajectory_frames else []
+        self.history: list[float] = []
+        self.best_loss, self.kept, self.kept_step = float("inf"), self.pixels.detach().clone(), 0
+
+    @property
+    def steps_done(self) -> int:
+        return len(self.history)
+
+    @property
+    def done(self) -> bool:
+        return self.steps_done >= self.config.steps
+
+    def step(self) -> float:
+        """One ascent step; returns the mean similarity of its views and crops."""
+        cosine = guidance_step(self.guide, self.pixels, self.text_features, self.optimizer, self.make_views,
+                               self.config, self.chunk)  # (V + C,)
+        self.history.append(float(cosine.mean()))
+        loss = view_loss(cosine, self.config)
+        if self.config.keep == "last" or loss < self.best_loss:  # as the notebook: the image after the best step
+            self.best_loss, self.kept, self.kept_step = loss, self.pixels.detach().clone(), self.steps_done
+        if self.steps_done in self.frame_steps:
+            self.frames.append(self.pixels.detach()[0].cpu())
+        return self.history[-1]
+
+    def image(self) -> torch.Tensor:
+        """The picture now, (3, S, S) in [0,1]."""
+        return self.pixels.detach()[0].cpu()
+
+    def result(self) -> GenerationResult:
+        """The kept image (the best so far when stopped early) with its numbers."""
+        frames = list(self.frames)
+        if frames and self.done:
+            frames[-1] = self.kept[0].cpu()  # the strip ends with the picture saved
+        elif frames:
+            frames.append(self.kept[0].cpu())
+        return GenerationResult(
+            prompt=self.text, seed=self.seed, image=self.kept[0].cpu(),
+            similarity=float(self.guide.score(self.kept, self.text_features)[0]),
+            initial_similarity=float(self.guide.score(self.start.to(self.guide.device), self.text_features)[0]),
+            history=list(self.history), kept_step=self.kept_step, frames=frames, init=self.init_info,
+            seconds=time.perf_counter() - self.started)
 
 
 def view_loss(cosine: torch.Tensor, config: GenerateConfig) -> float:
