@@ -155,19 +155,24 @@ def draw_to_folder(guide: Guide, prompts: Sequence[str], seeds: Sequence[int], o
     A drawing already in `out_dir` with the same settings is kept; other settings need `overwrite`.
     """
     config.validate()
-    model, text = model_reference or guide.name, "; ".join(prompts)
+    model = model_reference or guide.name
 
     def make(seed: int, stem: Path) -> dict:
-        result = draw(guide, prompts, seed, config, progress)
-        record = {"svg": str(stem.with_suffix(".svg")), "prompt": prompts[0] if len(prompts) == 1 else text,
-                  "prompts": list(prompts), "model": model, "seed": seed, "method": "draw",
-                  "similarity": result.similarity, "seconds": round(result.seconds, 3),
-                  "settings": dataclasses.asdict(config), "score_history": [round(s, 5) for s in result.history],
-                  **environment()}
-        companions = [lambda: write_svg(result.strokes, result.image.shape[-1], stem.with_suffix(".svg"))]
-        if result.frames:
-            companions.append(lambda: save_trajectory(result.frames, stem))
-        return save_result(result.image, record, stem, companions)
+        return write_drawing(draw(guide, prompts, seed, config, progress), stem, config, model)
 
     identity = {"model": model, "prompts": list(prompts), "settings": dataclasses.asdict(config)}
     return results_per_seed(out_dir, " ".join(prompts), seeds, identity, make, overwrite)
+
+
+def write_drawing(result: DrawResult, stem: str | Path, config: DrawConfig, model: str, **extra) -> dict:
+    """A drawing as STEM.png, STEM.svg and STEM.json (and its trajectory), as `clipag draw` writes it."""
+    stem, prompts = Path(stem), result.prompts
+    record = {"svg": str(stem.with_suffix(".svg")), "prompt": prompts[0] if len(prompts) == 1 else "; ".join(prompts),
+              "prompts": list(prompts), "model": model, "seed": result.seed, "method": "draw",
+              "similarity": result.similarity, "seconds": round(result.seconds, 3),
+              "settings": dataclasses.asdict(config), "score_history": [round(s, 5) for s in result.history],
+              **extra, **environment()}
+    companions = [lambda: write_svg(result.strokes, result.image.shape[-1], stem.with_suffix(".svg"))]
+    if result.frames:
+        companions.append(lambda: save_trajectory(result.frames, stem))
+    return save_result(result.image, record, stem, companions)

@@ -321,14 +321,16 @@ def generate_to_folder(guide: Guide, prompts: Sequence[str], seeds: Sequence[int
             images.append(load_image(stem.with_suffix(".png"), config.size or guide.image_size[0])[0])
             continue
         result = generate(guide, prompt, seed, config, gmm, progress)
-        records.append(_write_result(result, stem, config, guide, model))
+        records.append(write_generation(result, stem, config, guide, model))
         images.append(result.image)
     if len(images) > 1:
         save_png(image_grid(images, columns=len(seeds)), out_dir / "grid.png")
     return records
 
 
-def _write_result(result: GenerationResult, stem: Path, config: GenerateConfig, guide: Guide, model: str) -> dict:
+def write_generation(result: GenerationResult, stem: Path, config: GenerateConfig, guide: Guide, model: str,
+                     **extra) -> dict:
+    """A generated image as STEM.png and STEM.json (and its trajectory), as `clipag generate` writes it."""
     record = {
         "model": model,
         "prompt": result.prompt,
@@ -343,6 +345,7 @@ def _write_result(result: GenerationResult, stem: Path, config: GenerateConfig, 
         "precision": guide.precision,
         "settings": dataclasses.asdict(config),
         "similarity_history": [round(s, 5) for s in result.history],
+        **extra,
         **environment(),
     }
     companions = [lambda: save_trajectory(result.frames, stem)] if result.frames else []

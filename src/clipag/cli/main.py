@@ -7,11 +7,11 @@ import warnings
 
 from ..errors import ClipagError
 from ..files import check_out_dir, check_out_file
-from . import (compare, data, draw, evaluate, explain, export, generate, gmm, models, pag, reproduce, robustness, style,
-               train, vqgan)
+from . import (compare, data, draw, evaluate, explain, export, generate, gmm, models, pag, reproduce, robustness, serve,
+               style, train, vqgan)
 
 COMMANDS = (generate, draw, vqgan, style, train, export, models, gmm, data, evaluate, compare, robustness, pag, explain,
-            reproduce)
+            reproduce, serve)
 
 
 class Parser(argparse.ArgumentParser):
