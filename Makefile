@@ -5,7 +5,7 @@ PYTHON := $(VENV)/bin/python
 # Nothing here downloads weights; make every run fail fast instead of waiting on a model hub.
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install demo test bench clean
+.PHONY: install demo serve test bench clean
 
 install: $(VENV)/.installed
 
@@ -23,6 +23,9 @@ $(VENV)/.installed: pyproject.toml
 demo: install
 	$(VENV)/bin/clipag generate "a red apple" --model clipag-emoji --steps 50 --views 16 --crops 16 \
 		--trajectory --out outputs/demo
+
+serve: install
+	$(VENV)/bin/clipag serve --model clip-emoji --model clipag-emoji
 
 test: install
 	$(PYTHON) -m pytest

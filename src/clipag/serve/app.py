@@ -66,8 +66,8 @@ def build_app(models: Sequence[str], out_dir: str | Path = "outputs/serve", limi
         return (settings_of(record), record["files"]) if record else ({}, [])
 
     with gr.Blocks(title="clipag: guides draw side by side") as app:
-        gr.Markdown("# clipag\nOne prompt, several guides, side by side: the gradients of a PAG model draw the "
-                    "object, a plain CLIP's mostly do not. Settings as `clipag generate` and `clipag draw` take them.")
+        gr.Markdown("# clipag\nOne prompt, several guides, side by side: see what each model's gradients draw. "
+                    "Settings as `clipag generate` and `clipag draw` take them; results go where the CLI writes them.")
         with gr.Row():
             with gr.Column(scale=1):
                 prompt = gr.Textbox(label="prompt", lines=3, max_length=limits.prompt_chars,
