@@ -213,55 +213,91 @@ def style(guide: Guide, content: torch.Tensor, prompts: str | Sequence[str], see
     """Restyle `content` (1, 3, S, S) in [0,1] towards the prompts (one text, or several "TEXT:WEIGHT");
     returns the image and the loss history."""
     from tqdm import tqdm
-    config.validate()
-    started = time.perf_counter()
-    torch.manual_seed(seed)
-    content = content.to(guide.device)
-    plan_views(max(content.shape[-2:]), 0, config.crops, guide.image_size, guide.device, what="style transfer")
-    if config.content_loss == "vgg":
-        content_features, content_kind = vgg_content_features(config.vgg_weights), "VGG19 relu4_2 + relu5_2 features"
-    else:
-        content_features, content_kind = pixel_content_features, "pixels at 1/4 resolution (--content-loss pixels)"
-    prompts = [prompts] if isinstance(prompts, str) else list(prompts)
-    direction = text_direction(guide, prompts)  # (D,)
-    with torch.no_grad():
-        source = guide.encode_image(content).float()  # (1, D)
-        target_content = [f.detach() for f in content_features(content)]
-    if config.network:
-        network = (StyleNet() if config.style_net == "stylenet" else StyleUNet()).to(guide.device)
-        parameters, render = list(network.parameters()), lambda: network(content)
-    else:
-        pixels = content.clone().requires_grad_(True)
-        parameters, render = [pixels], lambda: pixels.clamp(0, 1)
-    optimiser = torch.optim.Adam(parameters, lr=config.lr or (5e-4 if config.network else 5e-3))
-    scheduler = torch.optim.lr_scheduler.StepLR(optimiser, step_size=100, gamma=0.5)
-    crop = K.RandomCrop((config.crop_size, config.crop_size))
-    perspective = K.RandomPerspective(distortion_scale=0.5, p=1.0)
-    losses, frames = [], [content[0].cpu()] if config.trajectory_frames else []
-    finish = reference_postprocess if config.postprocess == "reference" else (lambda image: image.clamp(0, 1))
-    frame_steps = {round(config.steps * (k + 1) / config.trajectory_frames) for k in range(config.trajectory_frames)}
-    for step in tqdm(range(config.steps), desc="style", unit="it", disable=not progress, leave=False):
-        target = render()  # (1, 3, S, S)
-        patches = perspective(crop(target.expand(config.crops, -1, -1, -1)))  # (N, 3, c, c)
-        patch_direction = F.normalize(guide.encode_image(patches).float() - source, dim=-1)
-        patch = 1 - patch_direction @ direction  # (N,)
+    run = StyleRun(guide, content, prompts, seed, config)
+    for _ in tqdm(range(config.steps), desc="style", unit="it", disable=not progress, leave=False):
+        run.step()
+    return run.result()
+
+
+class StyleRun:
+    """One restyled picture, a step at a time (as `generate.GenerationRun`: `style` runs it to the end)."""
+
+    def __init__(self, guide: Guide, content: torch.Tensor, prompts: str | Sequence[str], seed: int = 0,
+                 config: StyleConfig = StyleConfig()):
+        config.validate()
+        self.started, self.seed, self.config, self.guide = time.perf_counter(), seed, config, guide
+        torch.manual_seed(seed)
+        self.content = content = content.to(guide.device)
+        plan_views(max(content.shape[-2:]), 0, config.crops, guide.image_size, guide.device, what="style transfer")
+        if config.content_loss == "vgg":
+            self.content_features = vgg_content_features(config.vgg_weights)
+            self.content_kind = "VGG19 relu4_2 + relu5_2 features"
+        else:
+            self.content_features = pixel_content_features
+            self.content_kind = "pixels at 1/4 resolution (--content-loss pixels)"
+        self.prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        self.direction = text_direction(guide, self.prompts)  # (D,)
+        with torch.no_grad():
+            self.source = guide.encode_image(content).float()  # (1, D)
+            self.target_content = [f.detach() for f in self.content_features(content)]
+        if config.network:
+            network = (StyleNet() if config.style_net == "stylenet" else StyleUNet()).to(guide.device)
+            parameters, self.render = list(network.parameters()), lambda: network(content)
+        else:
+            pixels = content.clone().requires_grad_(True)
+            parameters, self.render = [pixels], lambda: pixels.clamp(0, 1)
+        self.optimiser = torch.optim.Adam(parameters, lr=config.lr or (5e-4 if config.network else 5e-3))
+        self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimiser, step_size=100, gamma=0.5)
+        self.crop = K.RandomCrop((config.crop_size, config.crop_size))
+        self.perspective = K.RandomPerspective(distortion_scale=0.5, p=1.0)
+        self.losses: list[dict] = []
+        self.frames = [content[0].cpu()] if config.trajectory_frames else []
+        self.finish = reference_postprocess if config.postprocess == "reference" else (lambda image: image.clamp(0, 1))
+        self.frame_steps = {round(config.steps * (k + 1) / config.trajectory_frames)
+                            for k in range(config.trajectory_frames)}
+
+    @property
+    def steps_done(self) -> int:
+        return len(self.losses)
+
+    @property
+    def done(self) -> bool:
+        return self.steps_done >= self.config.steps
+
+    def step(self) -> float:
+        """One optimiser step; returns the total loss."""
+        config, guide = self.config, self.guide
+        target = self.render()  # (1, 3, S, S)
+        patches = self.perspective(self.crop(target.expand(config.crops, -1, -1, -1)))  # (N, 3, c, c)
+        patch_direction = F.normalize(guide.encode_image(patches).float() - self.source, dim=-1)
+        patch = 1 - patch_direction @ self.direction  # (N,)
         patch = torch.where(patch < config.threshold, torch.zeros_like(patch), patch).mean()
-        glob = 1 - F.normalize(guide.encode_image(target).float() - source, dim=-1) @ direction
-        content_loss = sum(F.mse_loss(a, b) for a, b in zip(content_features(target), target_content))
+        glob = 1 - F.normalize(guide.encode_image(target).float() - self.source, dim=-1) @ self.direction
+        content_loss = sum(F.mse_loss(a, b) for a, b in zip(self.content_features(target), self.target_content))
         tv = total_variation(target)
         loss = (config.lambda_patch * patch + config.lambda_global * glob.mean()
                 + config.lambda_content * content_loss + config.lambda_tv * tv)
-        optimiser.zero_grad(set_to_none=True)
+        self.optimiser.zero_grad(set_to_none=True)
         loss.backward()
-        optimiser.step()
-        scheduler.step()
-        losses.append({"total": loss.item(), "patch": patch.item(), "global": glob.mean().item(),
-                       "content": float(content_loss.detach()), "tv": tv.item()})
-        if step + 1 in frame_steps:
-            frames.append(finish(target.detach()[0]).cpu())
-    with torch.no_grad():
-        final = finish(render()[0].detach()).cpu()
-    return StyleResult(prompts, final, losses, content_kind, time.perf_counter() - started, frames)
+        self.optimiser.step()
+        self.scheduler.step()
+        self.losses.append({"total": loss.item(), "patch": patch.item(), "global": glob.mean().item(),
+                            "content": float(content_loss.detach()), "tv": tv.item()})
+        if self.steps_done in self.frame_steps:
+            self.frames.append(self.finish(target.detach()[0]).cpu())
+        return self.losses[-1]["total"]
+
+    @property
+    def history(self) -> list[float]:
+        return [loss["total"] for loss in self.losses]
+
+    def image(self) -> torch.Tensor:
+        with torch.no_grad():
+            return self.finish(self.render()[0].detach()).cpu()
+
+    def result(self) -> StyleResult:
+        return StyleResult(self.prompts, self.image(), list(self.losses), self.content_kind,
+                           time.perf_counter() - self.started, list(self.frames))
 
 
 def style_to_folder(guide: Guide, content_path: str | Path, prompts: Sequence[str], seeds: Sequence[int],
@@ -276,19 +312,26 @@ def style_to_folder(guide: Guide, content_path: str | Path, prompts: Sequence[st
     model = model_reference or guide.name
 
     def make(seed: int, stem: Path) -> dict:
-        result = style(guide, content, prompts, seed, config, progress)
-        record = {"content": str(content_path),
-                  "prompt": prompts[0] if len(prompts) == 1 else "; ".join(prompts), "prompts": list(prompts),
-                  "model": model, "seed": seed, "method": "style",
-                  "content_loss": result.content_loss, "seconds": round(result.seconds, 3),
-                  "settings": dataclasses.asdict(config), "losses": result.losses, **environment()}
-        pair = str(stem) + "-pair.png"
-        companions = [lambda: save_png(image_grid([content[0], result.image], columns=2), pair)]
-        if result.frames:
-            companions.append(lambda: save_trajectory(result.frames, stem))
-        return save_result(result.image, record, stem, companions)
+        return write_style(style(guide, content, prompts, seed, config, progress), stem, content, content_path,
+                           config, model, seed)
 
     identity = {"model": model, "content": str(content_path), "prompts": list(prompts),
                 "settings": dataclasses.asdict(config)}
     return results_per_seed(out_dir, Path(content_path).stem + " " + " ".join(prompts), seeds, identity, make,
                             overwrite)
+
+
+def write_style(result: StyleResult, stem: str | Path, content: torch.Tensor, content_path: str | Path,
+                config: StyleConfig, model: str, seed: int = 0, **extra) -> dict:
+    """A restyled picture as STEM.png, STEM-pair.png (before | after) and STEM.json, as `clipag style` writes it."""
+    stem, prompts = Path(stem), result.prompts
+    record = {"content": str(content_path),
+              "prompt": prompts[0] if len(prompts) == 1 else "; ".join(prompts), "prompts": list(prompts),
+              "model": model, "seed": seed, "method": "style",
+              "content_loss": result.content_loss, "seconds": round(result.seconds, 3),
+              "settings": dataclasses.asdict(config), "losses": result.losses, **extra, **environment()}
+    pair = str(stem) + "-pair.png"
+    companions = [lambda: save_png(image_grid([content[0], result.image], columns=2), pair)]
+    if result.frames:
+        companions.append(lambda: save_trajectory(result.frames, stem))
+    return save_result(result.image, record, stem, companions)

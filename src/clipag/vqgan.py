@@ -145,40 +145,70 @@ def spherical_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def vqgan_clip(guide: Guide, vqgan: VQGAN, prompts: Sequence[str], seed: int = 0,
                config: VQGANCLIPConfig = VQGANCLIPConfig(), progress: bool = True) -> VQGANCLIPResult:
-    config.validate()
-    if not prompts and not config.image_prompts:
-        raise ClipagError("give a text prompt or an image prompt (--image-prompt PATH)")
-    started = time.perf_counter()
-    torch.manual_seed(seed)
-    device = guide.device
-    vqgan = vqgan.to(device)
-    size = config.size or default_size(device)
-    text, weights = weighted_text_features(guide, list(prompts)) if prompts else (None, None)  # (P, D), (P,)
-    latent = initial_latent(vqgan, config, size, device).requires_grad_(True)  # (1, D, h, w)
-    codebook = vqgan.quantize.embedding.weight
-    z_min, z_max = codebook.min(dim=0).values.view(1, -1, 1, 1), codebook.max(dim=0).values.view(1, -1, 1, 1)
-    optimiser = torch.optim.Adam([latent], lr=config.lr)
-    cutouts = Cutouts(guide.image_size[0], config.crops, config.cut_pow, config.cut_method, config.augments)
-    plan_views(size, 0, config.crops, guide.image_size, guide.device, what="VQGAN+CLIP")
-    targets = image_prompt_features(guide, cutouts, config.image_prompts, latent.shape[-1] * vqgan.downsampling)
-    history, frames = [], []
-    for step in tqdm(range(config.steps), desc="vqgan", unit="step", disable=not progress, leave=False):
-        image = clamp_with_grad((vqgan.decode(latent) + 1) / 2)  # (1, 3, S, S) in [0,1]
-        embeddings = guide.encode_image(cutouts(image)).float()  # (N, D)
-        loss = sum(weight * spherical_distance(embeddings, features).mean() for features, weight in targets)
-        if text is not None:
-            loss = loss + (spherical_distance(embeddings, text.float()).mean(dim=0) * weights).sum()
-        optimiser.zero_grad(set_to_none=True)
+    run = VQGANCLIPRun(guide, vqgan, prompts, seed, config)
+    for _ in tqdm(range(config.steps), desc="vqgan", unit="step", disable=not progress, leave=False):
+        run.step()
+    return run.result()
+
+
+class VQGANCLIPRun:
+    """One VQGAN+CLIP image, a step at a time (as `generate.GenerationRun`: `vqgan_clip` runs it to the end)."""
+
+    def __init__(self, guide: Guide, vqgan: VQGAN, prompts: Sequence[str], seed: int = 0,
+                 config: VQGANCLIPConfig = VQGANCLIPConfig()):
+        config.validate()
+        if not prompts and not config.image_prompts:
+            raise ClipagError("give a text prompt or an image prompt (--image-prompt PATH)")
+        self.started, self.prompts, self.seed, self.config = time.perf_counter(), list(prompts), seed, config
+        torch.manual_seed(seed)
+        self.guide, device = guide, guide.device
+        self.vqgan = vqgan = vqgan.to(device)
+        self.size = size = config.size or default_size(device)
+        self.text, self.weights = weighted_text_features(guide, self.prompts) if prompts else (None, None)  # (P, D), (P,)
+        self.latent = initial_latent(vqgan, config, size, device).requires_grad_(True)  # (1, D, h, w)
+        codebook = vqgan.quantize.embedding.weight
+        self.z_min = codebook.min(dim=0).values.view(1, -1, 1, 1)
+        self.z_max = codebook.max(dim=0).values.view(1, -1, 1, 1)
+        self.optimiser = torch.optim.Adam([self.latent], lr=config.lr)
+        self.cutouts = Cutouts(guide.image_size[0], config.crops, config.cut_pow, config.cut_method, config.augments)
+        plan_views(size, 0, config.crops, guide.image_size, guide.device, what="VQGAN+CLIP")
+        self.targets = image_prompt_features(guide, self.cutouts, config.image_prompts,
+                                             self.latent.shape[-1] * vqgan.downsampling)
+        self.history: list[float] = []
+        self.frames: list[torch.Tensor] = []
+
+    @property
+    def steps_done(self) -> int:
+        return len(self.history)
+
+    @property
+    def done(self) -> bool:
+        return self.steps_done >= self.config.steps
+
+    def step(self) -> float:
+        """One Adam step on the latent; returns its loss (spherical distance, lower is closer)."""
+        image = clamp_with_grad((self.vqgan.decode(self.latent) + 1) / 2)  # (1, 3, S, S) in [0,1]
+        embeddings = self.guide.encode_image(self.cutouts(image)).float()  # (N, D)
+        loss = sum(weight * spherical_distance(embeddings, features).mean() for features, weight in self.targets)
+        if self.text is not None:
+            loss = loss + (spherical_distance(embeddings, self.text.float()).mean(dim=0) * self.weights).sum()
+        self.optimiser.zero_grad(set_to_none=True)
         loss.backward()
-        optimiser.step()
+        self.optimiser.step()
         with torch.no_grad():
-            latent.copy_(torch.maximum(torch.minimum(latent, z_max), z_min))
-        history.append(loss.item())
-        if config.save_every and (step + 1) % config.save_every == 0:
-            frames.append(image.detach()[0].cpu())
-    with torch.no_grad():
-        final = decode(vqgan, latent)[0].cpu()
-    return VQGANCLIPResult(list(prompts), seed, final, history, frames, time.perf_counter() - started, size)
+            self.latent.copy_(torch.maximum(torch.minimum(self.latent, self.z_max), self.z_min))
+        self.history.append(loss.item())
+        if self.config.save_every and self.steps_done % self.config.save_every == 0:
+            self.frames.append(image.detach()[0].cpu())
+        return self.history[-1]
+
+    def image(self) -> torch.Tensor:
+        with torch.no_grad():
+            return decode(self.vqgan, self.latent)[0].cpu()
+
+    def result(self) -> VQGANCLIPResult:
+        return VQGANCLIPResult(self.prompts, self.seed, self.image(), list(self.history), list(self.frames),
+                               time.perf_counter() - self.started, self.size)
 
 
 def image_prompt_features(guide: Guide, cutouts: Cutouts, image_prompts: Sequence[str],
@@ -223,18 +253,24 @@ def vqgan_to_folder(guide: Guide, vqgan: VQGAN, prompts: Sequence[str], seeds: S
     model = model_reference or guide.name
 
     def make(seed: int, stem: Path) -> dict:
-        result = vqgan_clip(guide, vqgan, prompts, seed, config, progress)
-        record = {"prompt": "; ".join(prompts), "prompts": list(prompts),
-                  "model": model, "seed": seed, "method": "vqgan",
-                  "vqgan_config": vqgan_files[0], "vqgan_checkpoint": vqgan_files[1],
-                  "seconds": round(result.seconds, 3), "settings": dataclasses.asdict(config),
-                  "loss_history": [round(value, 5) for value in result.history], **environment()}
-        companions = []
-        if result.frames:
-            companions.append(lambda: save_gif(result.frames + [result.image], stem.with_suffix(".gif")))
-        return save_result(result.image, record, stem, companions)
+        return write_vqgan(vqgan_clip(guide, vqgan, prompts, seed, config, progress), stem, config, model, vqgan_files)
 
     identity = {"model": model, "prompts": list(prompts), "vqgan_checkpoint": vqgan_files[1],
                 "settings": dataclasses.asdict(config)}
     name = " ".join(prompts) or " ".join(Path(parse_weighted_prompt(p)[0]).stem for p in config.image_prompts)
     return results_per_seed(out_dir, name, seeds, identity, make, overwrite)
+
+
+def write_vqgan(result: VQGANCLIPResult, stem: str | Path, config: VQGANCLIPConfig, model: str,
+                vqgan_files: tuple[str, str] = ("", ""), **extra) -> dict:
+    """A VQGAN+CLIP image as STEM.png and STEM.json (and a GIF of its frames), as `clipag vqgan` writes it."""
+    stem = Path(stem)
+    record = {"prompt": "; ".join(result.prompts), "prompts": list(result.prompts),
+              "model": model, "seed": result.seed, "method": "vqgan",
+              "vqgan_config": vqgan_files[0], "vqgan_checkpoint": vqgan_files[1],
+              "seconds": round(result.seconds, 3), "settings": dataclasses.asdict(config),
+              "loss_history": [round(value, 5) for value in result.history], **extra, **environment()}
+    companions = []
+    if result.frames:
+        companions.append(lambda: save_gif(result.frames + [result.image], stem.with_suffix(".gif")))
+    return save_result(result.image, record, stem, companions)
