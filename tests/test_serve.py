@@ -81,7 +81,7 @@ def _free_port() -> int:
 
 def test_the_page_streams_a_run_and_survives_bad_input(tmp_path, guides):
     pytest.importorskip("gradio")
-    from gradio_client import Client
+    from gradio_client import Client, handle_file
     from clipag.serve import build_app
     from clipag.serve.app import launch
     models, _ = guides
@@ -90,18 +90,44 @@ def test_the_page_streams_a_run_and_survives_bad_input(tmp_path, guides):
     launch(app, port=port, block=False)
     try:
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-        job = client.submit("a red apple", "draw", models, 3, 3, None, 2, 8, "gmm", api_name="/run")
+        job = client.submit("a red apple", "draw", models, 3, 3, None, 2, 8, "gmm", None, api_name="/run")
         outputs = job.outputs() if job.result() else []
         assert len(outputs) >= 3  # a picture after every step, then the written one
         gallery, status = outputs[-1]
         assert len(gallery) == 2 and status.startswith("done: written to")
         with pytest.raises(Exception, match="too long"):
-            client.predict("x" * 400, "generate", models, 0, 3, None, 2, 8, "noise", api_name="/run")
+            client.predict("x" * 400, "generate", models, 0, 3, None, 2, 8, "noise", None, api_name="/run")
         with pytest.raises(Exception, match="minimum value 1|steps must be"):  # the slider refuses it first
-            client.predict("fire", "generate", models, 0, 0, None, 2, 8, "noise", api_name="/run")
+            client.predict("fire", "generate", models, 0, 0, None, 2, 8, "noise", None, api_name="/run")
+        bad = tmp_path / "notes.png"
+        bad.write_text("not a picture")
+        with pytest.raises(Exception, match="not a picture this page can read"):
+            client.predict("fire", "style", models, 0, 2, None, 2, 8, "noise", handle_file(str(bad)), api_name="/run")
         past = client.predict(api_name="/gallery")  # the gallery (the page's State stays on the server)
         assert len(past) == 2 and all("a red apple (seed 3" in p["caption"] for p in past)  # still serving
     finally:
         app.close()
     record = json.loads(next((tmp_path / "serve" / "draw").rglob("*.json")).read_text())
     assert record["settings"]["strokes"] == 8 and record["seed"] == 3
+
+
+def test_style_and_vqgan_run_side_by_side_and_equal_the_cli(tmp_path, capsys, guides, tiny_vqgan_files):
+    from clipag.serve.runs import ServedVQGAN
+    models, loaded = guides
+    picture = tmp_path / "content.png"
+    Image.new("RGB", (40, 30), "red").save(picture)
+    style = Request("style", "fire", models, seed=3, steps=2, size=32, views=2, content=str(picture))
+    vqgan = ServedVQGAN.load(*map(str, tiny_vqgan_files))
+    records = list(side_by_side(style, loaded, tmp_path / "serve", Limits()))[-1].records
+    out = tmp_path / "cli"
+    assert main(["style", str(picture), "fire", "--model", models[0], "--seed", "3", "--steps", "2", "--width", "32",
+                 "--height", "32", "--crops", "2", "--crop-size", "16", "--content-loss", records[0]["settings"]["content_loss"], "--out", str(out), "--quiet"]) == 0
+    served = np.asarray(Image.open(records[0]["image"]))
+    assert np.array_equal(served, np.asarray(Image.open(next(out.glob("*-seed3.png")))))
+    request = Request("vqgan", "fire", models, seed=1, steps=2, size=16, views=2)
+    records = list(side_by_side(request, loaded, tmp_path / "serve", Limits(), vqgan=vqgan))[-1].records
+    assert len(records) == 2 and records[0]["method"] == "vqgan" and Path(records[1]["image"]).is_file()
+    with pytest.raises(ClipagError, match="no VQGAN"):
+        list(side_by_side(request, loaded, tmp_path / "serve", Limits()))
+    with pytest.raises(ClipagError, match="upload one"):
+        Request("style", "fire", models).check(Limits())

@@ -21,6 +21,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--out", default="outputs/serve", help="output folder, read back by the gallery (default outputs/serve)")
     p.add_argument("--max-steps", type=positive_int, default=1000, help="most steps one run may ask (default 1000)")
     p.add_argument("--max-size", type=positive_int, default=512, help="largest picture side one run may ask (default 512)")
+    p.add_argument("--vqgan-config", help="offer VQGAN+CLIP with this VQGAN's YAML (and --vqgan-checkpoint)")
+    p.add_argument("--vqgan-checkpoint", help="the VQGAN's checkpoint (taming-transformers layout)")
     p.add_argument("--queue", type=positive_int, default=16, help="runs waiting at most (default 16)")
     add_device_args(p, precision="auto")
     p.set_defaults(run=run)
@@ -29,9 +31,13 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..serve import Limits, build_app
     from ..serve.app import launch
+    from ..errors import ClipagError
+    if (args.vqgan_config is None) != (args.vqgan_checkpoint is None):
+        raise ClipagError("give both --vqgan-config and --vqgan-checkpoint, or neither")
     limits = Limits(steps=args.max_steps, size=args.max_size)
+    vqgan = (args.vqgan_config, args.vqgan_checkpoint) if args.vqgan_config else None
     app = build_app(list(dict.fromkeys(args.model or DEFAULT_MODELS)), args.out, limits, args.device, args.precision,
-                    args.queue)
+                    args.queue, vqgan)
     print(f"clipag serve: http://{args.host}:{args.port} (Ctrl+C stops)", flush=True)
     launch(app, args.host, args.port)
     return 0

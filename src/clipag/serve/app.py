@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import ClipagError
-from .runs import METHODS, Limits, Request, caption, past_results, settings_of, side_by_side
+from .runs import METHODS, Limits, Request, ServedVQGAN, caption, past_results, settings_of, side_by_side
 
 
 class Guides:
@@ -33,21 +33,25 @@ class Guides:
 
 
 def build_app(models: Sequence[str], out_dir: str | Path = "outputs/serve", limits: Limits = Limits(),
-              device: str = "auto", precision: str = "auto", queue_size: int = 16):
+              device: str = "auto", precision: str = "auto", queue_size: int = 16, vqgan: tuple[str, str] = None):
     """The page: prompt, method, guides and settings; the guides' pictures live, side by side, with a stop
-    button that keeps what was made; and the gallery of past results in `out_dir`."""
+    button that keeps what was made; and the gallery of past results in `out_dir`. With `vqgan` (its
+    YAML and checkpoint) the page offers VQGAN+CLIP too."""
     import gradio as gr
     out_dir, guides, stops = Path(out_dir), Guides(device, precision), {}
+    served_vqgan = ServedVQGAN.load(*vqgan) if vqgan else None
+    methods = [m for m in METHODS if m != "vqgan" or served_vqgan]
     defaults = Request("generate", "", list(models))
 
-    def run(prompt, method, chosen, seed, steps, size, views, strokes, init, request: gr.Request):
+    def run(prompt, method, chosen, seed, steps, size, views, strokes, init, content, request: gr.Request):
         stop = stops.setdefault(request.session_hash, threading.Event())
         stop.clear()
         try:
             asked = Request(method, prompt or "", list(chosen or []), int(seed or 0), int(steps or 0),
-                            int(size) if size else None, int(views or 0), int(strokes or 0), init or "gmm")
+                            int(size) if size else None, int(views or 0), int(strokes or 0), init or "gmm",
+                            content or None)
             asked.check(limits)
-            for frame in side_by_side(asked, guides.get(asked.models), out_dir, limits, stop):
+            for frame in side_by_side(asked, guides.get(asked.models), out_dir, limits, stop, served_vqgan):
                 done = "stopped" if stop.is_set() else "done"
                 status = f"{done}: written to {out_dir / method}" if frame.records else "running..."
                 yield [(_pil(image), text) for image, text in zip(frame.images, frame.captions)], status
@@ -67,19 +71,22 @@ def build_app(models: Sequence[str], out_dir: str | Path = "outputs/serve", limi
 
     with gr.Blocks(title="clipag: guides draw side by side") as app:
         gr.Markdown("# clipag\nOne prompt, several guides, side by side: see what each model's gradients draw. "
-                    "Settings as `clipag generate` and `clipag draw` take them; results go where the CLI writes them.")
+                    "Settings as `clipag generate`, `draw`, `vqgan` and `style` take them; results go where the "
+                    "CLI writes them.")
         with gr.Row():
             with gr.Column(scale=1):
                 prompt = gr.Textbox(label="prompt", lines=3, max_length=limits.prompt_chars,
                                     placeholder='a red apple\n(draw: one per line, "text:weight", negative weights push away)')
-                method = gr.Radio(list(METHODS), value="generate", label="method")
+                method = gr.Radio(methods, value="generate", label="method")
+                content = gr.File(label="picture to restyle (style)", file_types=["image"], type="filepath")
                 chosen = gr.CheckboxGroup(list(models), value=list(models), label="guides")
                 with gr.Row():
                     seed = gr.Number(value=defaults.seed, precision=0, label="seed", minimum=0, maximum=limits.seed)
                     steps = gr.Slider(1, limits.steps, value=defaults.steps, step=1, label="steps")
                 with gr.Accordion("more settings", open=False):
                     size = gr.Number(value=None, precision=0, label="size in pixels (empty: the guide's)")
-                    views = gr.Slider(1, 64, value=defaults.views, step=1, label="views (generate: and crops)")
+                    views = gr.Slider(1, 64, value=defaults.views, step=1,
+                                      label="views (generate: and crops; vqgan: cutouts; style: crops)")
                     strokes = gr.Slider(1, 1024, value=defaults.strokes, step=1, label="strokes (draw)")
                     init = gr.Radio(["gmm", "noise"], value="gmm", label="start (generate)")
                 with gr.Row():
@@ -94,7 +101,7 @@ def build_app(models: Sequence[str], out_dir: str | Path = "outputs/serve", limi
             records = gr.State([])
             details = gr.JSON(label="settings and scores")
             files = gr.File(label="downloads", file_count="multiple")
-        start.click(run, [prompt, method, chosen, seed, steps, size, views, strokes, init], [live, status],
+        start.click(run, [prompt, method, chosen, seed, steps, size, views, strokes, init, content], [live, status],
                     api_name="run", concurrency_limit=1)
         stop.click(stop_run, None, None, queue=False, api_name="stop")
         refresh.click(gallery, None, [past, records], api_name="gallery")

@@ -21,10 +21,11 @@ from typing import Iterator, Optional
 
 import torch
 
-from ..configs import DrawConfig, GenerateConfig, ViewConfig
+from ..configs import DrawConfig, GenerateConfig, StyleConfig, VQGANCLIPConfig, ViewConfig
 from ..errors import ClipagError
 
-METHODS = ("generate", "draw")
+METHODS = ("generate", "draw", "vqgan", "style")  # vqgan only where the server was given a VQGAN
+LOSS_METHODS = ("vqgan", "style")  # their runs report a loss (lower is better), not a similarity
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class Limits:
     """Bounds on what one request may ask, so that a shared page cannot be made to run for hours."""
     prompt_chars: int = 300
     prompt_lines: int = 8
+    upload_bytes: int = 10 * 2**20
     steps: int = 1000
     size: int = 512
     guides: int = 4
@@ -51,6 +53,7 @@ class Request:
     views: int = 16  # generate: augmented views and crops each; draw: augmented views
     strokes: int = 256  # draw
     init: str = "gmm"  # generate: "gmm" (the guide's own GMM, as the CLI) or "noise"
+    content: Optional[str] = None  # style: the uploaded picture's path
 
     def prompts(self) -> list[str]:
         return [line.strip() for line in self.prompt.splitlines() if line.strip()]
@@ -81,13 +84,43 @@ class Request:
             raise ClipagError(f"init must be gmm or noise, got {self.init!r}")
         if not 1 <= self.views <= 64 or not 1 <= self.strokes <= 1024:
             raise ClipagError("views must be 1 to 64 and strokes 1 to 1024")
+        if self.method == "style":
+            check_upload(self.content, limits)
+            if self.size is not None and self.size % 8:
+                raise ClipagError(f"style needs a size divisible by 8, got {self.size}")
 
     def config(self):
         """The method's settings: the CLI's defaults, with the page's steps, size and views."""
         if self.method == "generate":
             return GenerateConfig(steps=self.steps, size=self.size, init=self.init,
                                   views=ViewConfig(views=self.views, crops=self.views))
-        return DrawConfig(steps=self.steps, size=self.size, views=self.views, strokes=self.strokes)
+        if self.method == "draw":
+            return DrawConfig(steps=self.steps, size=self.size, views=self.views, strokes=self.strokes)
+        if self.method == "vqgan":
+            return VQGANCLIPConfig(steps=self.steps, size=self.size, crops=self.views)
+        side = ({"width": self.size, "height": self.size, "crop_size": min(StyleConfig.crop_size, self.size // 2)}
+                if self.size else {})  # the reference's 128 px patches, or half the side of a smaller picture
+        return StyleConfig(steps=self.steps, crops=self.views, content_loss=_style_content_loss(), **side)
+
+
+def _style_content_loss() -> str:
+    """The reference's VGG19 content loss where torchvision's weights file is there, else pixels (as
+    `clipag style --content-loss pixels`): a page never stops on a missing download."""
+    from ..style import default_vgg_weights
+    return "vgg" if default_vgg_weights().is_file() else "pixels"
+
+
+def check_upload(path: Optional[str], limits: Limits) -> None:
+    """An uploaded content picture: present, within the size bound, and an image PIL can read."""
+    from ..io import DECODE_ERRORS, read_picture
+    if not path:
+        raise ClipagError("style restyles a picture: upload one")
+    if Path(path).stat().st_size > limits.upload_bytes:
+        raise ClipagError(f"the picture is over {limits.upload_bytes // 2**20} MB; upload a smaller one")
+    try:
+        read_picture(path)
+    except (ClipagError, *DECODE_ERRORS):
+        raise ClipagError(f"{Path(path).name} is not a picture this page can read; upload a PNG or JPEG") from None
 
 
 @dataclass
@@ -98,24 +131,37 @@ class Frame:
     records: list[dict] = field(default_factory=list)  # filled in the last frame: each guide's written record
 
 
-def start_run(request: Request, guide):
-    """The method's step-at-a-time run (`GenerationRun` or `DrawRun`) for one guide."""
+def start_run(request: Request, guide, vqgan=None):
+    """The method's step-at-a-time run (`GenerationRun`, `DrawRun`, `VQGANCLIPRun`, `StyleRun`) for one guide."""
+    config = request.config()
     if request.method == "generate":
         from ..generate import GenerationRun
-        return GenerationRun(guide, request.prompts()[0], request.seed, request.config())
-    from ..draw import DrawRun
-    return DrawRun(guide, request.prompts(), request.seed, request.config())
+        return GenerationRun(guide, request.prompts()[0], request.seed, config)
+    if request.method == "draw":
+        from ..draw import DrawRun
+        return DrawRun(guide, request.prompts(), request.seed, config)
+    if request.method == "vqgan":
+        if vqgan is None:
+            raise ClipagError("this server has no VQGAN; start it with --vqgan-config YAML --vqgan-checkpoint CKPT")
+        from ..vqgan import VQGANCLIPRun
+        return VQGANCLIPRun(guide, vqgan, request.prompts(), request.seed, config)
+    from ..io import load_image_resized
+    from ..style import StyleRun
+    content = load_image_resized(request.content, config.width, config.height)  # (1, 3, H, W)
+    run = StyleRun(guide, content, request.prompts(), request.seed, config)
+    run.content_picture = content
+    return run
 
 
 def side_by_side(request: Request, guides: dict, out_dir: str | Path, limits: Limits = Limits(),
-                 stop: Optional[threading.Event] = None) -> Iterator[Frame]:
+                 stop: Optional[threading.Event] = None, vqgan=None) -> Iterator[Frame]:
     """Step every guide's run in turn, yielding a Frame every `limits.preview_every` steps and a last one
     with the written records. Setting `stop` ends every run after its current step; what was made so far
     is written (its record says "stopped": the step)."""
     request.check(limits)
     runs, states = {}, {}
     for model in request.models:  # each run seeds the global generator; keep each one's state apart
-        runs[model] = start_run(request, guides[model])
+        runs[model] = start_run(request, guides[model], vqgan.model if vqgan else None)
         states[model] = _rng_state()
     while not all(run.done for run in runs.values()) and not (stop and stop.is_set()):
         for model, run in runs.items():
@@ -127,7 +173,7 @@ def side_by_side(request: Request, guides: dict, out_dir: str | Path, limits: Li
     from ..io import unique_stems
     frame = _frame(runs, request)
     folders = dict(zip(request.models, unique_stems(request.models)))  # distinct even when long names share a start
-    frame.records = [_write(request, run, model, guides[model], Path(out_dir) / request.method / folders[model])
+    frame.records = [_write(request, run, model, guides[model], Path(out_dir) / request.method / folders[model], vqgan)
                      for model, run in runs.items()]
     yield frame
 
@@ -136,23 +182,31 @@ def _frame(runs: dict, request: Request) -> Frame:
     images, captions = [], []
     for model, run in runs.items():
         images.append(run.image())
-        similarity = f", similarity {run.history[-1]:.3f}" if run.history else ""
-        captions.append(f"{model}: step {run.steps_done}/{request.steps}{similarity}")
+        what = "loss" if request.method in LOSS_METHODS else "similarity"
+        score = f", {what} {run.history[-1]:.3f}" if run.history else ""
+        captions.append(f"{model}: step {run.steps_done}/{request.steps}{score}")
     return Frame(images, captions)
 
 
-def _write(request: Request, run, model: str, guide, folder: Path) -> dict:
+def _write(request: Request, run, model: str, guide, folder: Path, vqgan=None) -> dict:
     """The run's result where the CLI would write it: FOLDER/STEM-seedN.{png,json} (FOLDER: OUT/METHOD/MODEL)."""
     from ..io import unique_stems
     result = run.result()
     extra = {} if run.done else {"stopped": run.steps_done}
-    text = result.prompt if request.method == "generate" else " ".join(request.prompts())
+    text = {"generate": getattr(result, "prompt", ""), "style": f"{Path(request.content or '').stem} "
+            + " ".join(request.prompts())}.get(request.method, " ".join(request.prompts()))
     stem = folder / f"{unique_stems([text])[0]}-seed{request.seed}"
     if request.method == "generate":
         from ..generate import write_generation
         return write_generation(result, stem, run.config, guide, model, **extra)
-    from ..draw import write_drawing
-    return write_drawing(result, stem, run.config, model, **extra)
+    if request.method == "draw":
+        from ..draw import write_drawing
+        return write_drawing(result, stem, run.config, model, **extra)
+    if request.method == "vqgan":
+        from ..vqgan import write_vqgan
+        return write_vqgan(result, stem, run.config, model, vqgan.files, **extra)
+    from ..style import write_style
+    return write_style(result, stem, run.content_picture, request.content, run.config, model, request.seed, **extra)
 
 
 def _rng_state() -> tuple:
@@ -201,3 +255,15 @@ def request_json(request: Request) -> str:
 
 
 __all__ = ["Frame", "Limits", "METHODS", "Request", "caption", "past_results", "side_by_side", "start_run"]
+
+
+@dataclass
+class ServedVQGAN:
+    """The VQGAN a server offers: the model, loaded once, and its two files (recorded with each result)."""
+    model: object
+    files: tuple[str, str]
+
+    @classmethod
+    def load(cls, config: str, checkpoint: str) -> "ServedVQGAN":
+        from ..vqgan_model import load_vqgan
+        return cls(load_vqgan(config, checkpoint), (str(config), str(checkpoint)))
