@@ -67,8 +67,9 @@ def fig2(ctx: Context) -> Figure:
                     "CLIPStyler's own examples (the text names none).")
     rows = []
     for content in ctx.config.contents:
+        shown = _content_as_styled(content, config, ctx.out_dir)
         for prompt in STYLE_PROMPTS:
-            cells = [cell(content, ctx.out_dir, "content")]
+            cells = [cell(shown, ctx.out_dir, "content")]
             for m in ctx.models:
                 folder = ctx.folder(m, Path(content).stem)
                 record = style_to_folder(ctx.guide(m), content, [prompt], [0], folder, config, m, ctx.progress,
@@ -77,6 +78,14 @@ def fig2(ctx: Context) -> Figure:
             rows.append((f"{Path(content).name}: {prompt}", cells))
     figure.panels.append(Panel("", ["content"] + list(ctx.models), rows))
     return figure
+
+
+def _content_as_styled(content: str, config: StyleConfig, out_dir: Path) -> Path:
+    """The content picture as CLIPStyler sees it, inside the page's folder (the page needs no other file)."""
+    from ..io import load_image_resized, save_png, unique_stems
+    path = out_dir / "contents" / f"{unique_stems([Path(content).stem])[0]}.png"
+    save_png(load_image_resized(content, config.width, config.height)[0], path)
+    return path
 
 
 # ---------------------------------------------------------------- tables
