@@ -109,6 +109,8 @@ def test_the_page_streams_a_run_and_survives_bad_input(tmp_path, guides):
         app.close()
     record = json.loads(next((tmp_path / "serve" / "draw").rglob("*.json")).read_text())
     assert record["settings"]["strokes"] == 8 and record["seed"] == 3
+    downloads = past_results(tmp_path / "serve")[0]["files"]  # what the gallery offers for a drawing
+    assert [Path(f).suffix for f in downloads] == [".png", ".svg", ".json"]
 
 
 def test_style_and_vqgan_run_side_by_side_and_equal_the_cli(tmp_path, capsys, guides, tiny_vqgan_files):
