@@ -27,6 +27,7 @@ import kornia.augmentation as K
 import torch
 from tqdm import tqdm
 
+from .stepping import StepwiseRun
 from .configs import DrawConfig
 from .guide import Guide
 from .memory import plan_views
@@ -73,7 +74,7 @@ def draw(guide: Guide, prompts: Sequence[str], seed: int = 0, config: DrawConfig
     return run.result()
 
 
-class DrawRun:
+class DrawRun(StepwiseRun):
     """One drawing, a step at a time (as `generate.GenerationRun`: `draw` runs it to the end)."""
 
     def __init__(self, guide: Guide, prompts: Sequence[str], seed: int = 0, config: DrawConfig = DrawConfig()):
@@ -97,14 +98,6 @@ class DrawRun:
                             for k in range(config.trajectory_frames)}
         self.frames = [render(strokes, size).detach().cpu()] if config.trajectory_frames else []
         self.history: list[float] = []
-
-    @property
-    def steps_done(self) -> int:
-        return len(self.history)
-
-    @property
-    def done(self) -> bool:
-        return self.steps_done >= self.config.steps
 
     def step(self) -> float:
         """One optimiser step on the strokes; returns the weighted similarity of its views."""

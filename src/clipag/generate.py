@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from .stepping import StepwiseRun
 from .augment import GuidanceViews, ViewConfig
 from .configs import ADAMW_WEIGHT_DECAY, INIT_CHOICES, KEEP_CHOICES, OPTIMIZER_CHOICES, GenerateConfig
 from .errors import ClipagError
@@ -60,7 +61,7 @@ def generate(guide: Guide, prompt: str, seed: int = 0, config: GenerateConfig = 
     return run.result()
 
 
-class GenerationRun:
+class GenerationRun(StepwiseRun):
     """One generation, a step at a time: `generate` runs it to the end; `clipag serve` steps several
     guides side by side and may stop one early, keeping the best image so far.
 
@@ -88,14 +89,6 @@ class GenerationRun:
         self.frames = [self.start[0].cpu()] if config.trajectory_frames else []
         self.history: list[float] = []
         self.best_loss, self.kept, self.kept_step = float("inf"), self.pixels.detach().clone(), 0
-
-    @property
-    def steps_done(self) -> int:
-        return len(self.history)
-
-    @property
-    def done(self) -> bool:
-        return self.steps_done >= self.config.steps
 
     def step(self) -> float:
         """One ascent step; returns the mean similarity of its views and crops."""

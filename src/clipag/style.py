@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
 from torch import nn
 
+from .stepping import StepwiseRun
 from .configs import CONTENT_LOSSES, POSTPROCESS, STYLE_NETS, StyleConfig
 from .errors import ClipagError
 from .guide import Guide
@@ -219,7 +220,7 @@ def style(guide: Guide, content: torch.Tensor, prompts: str | Sequence[str], see
     return run.result()
 
 
-class StyleRun:
+class StyleRun(StepwiseRun):
     """One restyled picture, a step at a time (as `generate.GenerationRun`: `style` runs it to the end)."""
 
     def __init__(self, guide: Guide, content: torch.Tensor, prompts: str | Sequence[str], seed: int = 0,
@@ -255,14 +256,6 @@ class StyleRun:
         self.finish = reference_postprocess if config.postprocess == "reference" else (lambda image: image.clamp(0, 1))
         self.frame_steps = {round(config.steps * (k + 1) / config.trajectory_frames)
                             for k in range(config.trajectory_frames)}
-
-    @property
-    def steps_done(self) -> int:
-        return len(self.losses)
-
-    @property
-    def done(self) -> bool:
-        return self.steps_done >= self.config.steps
 
     def step(self) -> float:
         """One optimiser step; returns the total loss."""

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from .stepping import StepwiseRun
 from .configs import CUT_METHODS, DEFAULT_AUGMENTS, VQGAN_AUGMENTS, VQGANCLIPConfig
 from .errors import ClipagError
 from .guide import Guide
@@ -151,7 +152,7 @@ def vqgan_clip(guide: Guide, vqgan: VQGAN, prompts: Sequence[str], seed: int = 0
     return run.result()
 
 
-class VQGANCLIPRun:
+class VQGANCLIPRun(StepwiseRun):
     """One VQGAN+CLIP image, a step at a time (as `generate.GenerationRun`: `vqgan_clip` runs it to the end)."""
 
     def __init__(self, guide: Guide, vqgan: VQGAN, prompts: Sequence[str], seed: int = 0,
@@ -176,14 +177,6 @@ class VQGANCLIPRun:
                                              self.latent.shape[-1] * vqgan.downsampling)
         self.history: list[float] = []
         self.frames: list[torch.Tensor] = []
-
-    @property
-    def steps_done(self) -> int:
-        return len(self.history)
-
-    @property
-    def done(self) -> bool:
-        return self.steps_done >= self.config.steps
 
     def step(self) -> float:
         """One Adam step on the latent; returns its loss (spherical distance, lower is closer)."""
