@@ -3,7 +3,8 @@
 # tracked shipped weights and figures are 150 MB. `prepare` packs the 32 px corpus and the wheels and
 # drops the big tracked folders from the index (ignored, so they stay behind); `restore` puts them back.
 #   scripts/gpu/prepare.sh prepare   # then: device run "DEADLINE=470 bash scripts/gpu/emoji-curriculum.sh"
-#                                    #   carry [".whl", "gpu-carry/emoji32", "runs/v2/clipag-emoji-r32-eps1.0"]
+#                                    #   carry [".whl", "gpu-carry/emoji32", "runs/v2/clipag-emoji-r32-eps2.0"]
+#                                    #   (A, trained on the CPU; restore it with ONLY=... scripts/train-emoji-v2.sh)
 #   scripts/gpu/prepare.sh restore   # at once after the call, before any commit
 set -euo pipefail
 BIG=(docs/evidence docs/models/runs src/clipag/assets/models src/clipag/assets/gmm)
