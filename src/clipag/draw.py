@@ -25,7 +25,6 @@ from typing import Sequence
 
 import kornia.augmentation as K
 import torch
-from tqdm import tqdm
 
 from .stepping import StepwiseRun
 from .configs import DrawConfig
@@ -67,11 +66,7 @@ class DrawViews(torch.nn.Module):
 def draw(guide: Guide, prompts: Sequence[str], seed: int = 0, config: DrawConfig = DrawConfig(),
          progress: bool = True) -> DrawResult:
     """Optimise strokes for the (weighted, possibly negative) prompts with `guide`'s gradients."""
-    run = DrawRun(guide, prompts, seed, config)
-    bar = tqdm(range(config.steps), desc="draw", unit="it", disable=not progress, leave=False)
-    for _ in bar:
-        bar.set_postfix(score=f"{run.step():.3f}")
-    return run.result()
+    return DrawRun(guide, prompts, seed, config).run_to_end("draw", progress, unit="it", shown="score")
 
 
 class DrawRun(StepwiseRun):

@@ -55,10 +55,7 @@ def generate(guide: Guide, prompt: str, seed: int = 0, config: GenerateConfig = 
     With init "gmm" and neither `gmm` nor config.gmm_path, the model's own GMM is used, as the CLI does
     (`with_default_gmm`, keyed by `guide.name`)."""
     run = GenerationRun(guide, prompt, seed, config, gmm)
-    bar = tqdm(range(run.config.steps), desc=run.text[:30], unit="step", disable=not progress, leave=False)
-    for _ in bar:
-        bar.set_postfix(sim=f"{run.step():.3f}")
-    return run.result()
+    return run.run_to_end(run.text[:30], progress, shown="sim")
 
 
 class GenerationRun(StepwiseRun):

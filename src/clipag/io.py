@@ -162,7 +162,6 @@ def environment() -> dict:
 
 def _accelerator() -> str | None:
     """The GPU's name where CUDA is up (a model card says where each stage ran), else None."""
-    import torch
     return torch.cuda.get_device_name() if torch.cuda.is_available() else None
 
 

@@ -1,4 +1,5 @@
 """What the step-at-a-time runs of generate, draw, VQGAN+CLIP and CLIPStyler share (no torch)."""
+from typing import Optional
 
 
 class StepwiseRun:
@@ -12,3 +13,13 @@ class StepwiseRun:
     @property
     def done(self) -> bool:
         return self.steps_done >= self.config.steps
+
+    def run_to_end(self, desc: str, progress: bool = True, unit: str = "step", shown: Optional[str] = None):
+        """Step until done under a progress bar (showing each step's value as `shown`, if named); the result."""
+        from tqdm import tqdm
+        bar = tqdm(range(self.steps_done, self.config.steps), desc=desc, unit=unit, disable=not progress, leave=False)
+        for _ in bar:
+            value = self.step()
+            if shown:
+                bar.set_postfix({shown: f"{value:.3f}"})
+        return self.result()

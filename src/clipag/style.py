@@ -213,11 +213,7 @@ def style(guide: Guide, content: torch.Tensor, prompts: str | Sequence[str], see
           config: StyleConfig = StyleConfig(), progress: bool = True) -> StyleResult:
     """Restyle `content` (1, 3, S, S) in [0,1] towards the prompts (one text, or several "TEXT:WEIGHT");
     returns the image and the loss history."""
-    from tqdm import tqdm
-    run = StyleRun(guide, content, prompts, seed, config)
-    for _ in tqdm(range(config.steps), desc="style", unit="it", disable=not progress, leave=False):
-        run.step()
-    return run.result()
+    return StyleRun(guide, content, prompts, seed, config).run_to_end("style", progress, unit="it")
 
 
 class StyleRun(StepwiseRun):

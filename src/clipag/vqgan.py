@@ -29,7 +29,6 @@ from typing import Sequence
 import kornia.augmentation as K
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from .stepping import StepwiseRun
 from .configs import CUT_METHODS, DEFAULT_AUGMENTS, VQGAN_AUGMENTS, VQGANCLIPConfig
@@ -146,10 +145,7 @@ def spherical_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def vqgan_clip(guide: Guide, vqgan: VQGAN, prompts: Sequence[str], seed: int = 0,
                config: VQGANCLIPConfig = VQGANCLIPConfig(), progress: bool = True) -> VQGANCLIPResult:
-    run = VQGANCLIPRun(guide, vqgan, prompts, seed, config)
-    for _ in tqdm(range(config.steps), desc="vqgan", unit="step", disable=not progress, leave=False):
-        run.step()
-    return run.result()
+    return VQGANCLIPRun(guide, vqgan, prompts, seed, config).run_to_end("vqgan", progress)
 
 
 class VQGANCLIPRun(StepwiseRun):

@@ -12,8 +12,6 @@ same seed and settings.
 """
 from __future__ import annotations
 
-import dataclasses
-import json
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,9 +146,7 @@ def start_run(request: Request, guide, vqgan=None):
     from ..io import load_image_resized
     from ..style import StyleRun
     content = load_image_resized(request.content, config.width, config.height)  # (1, 3, H, W)
-    run = StyleRun(guide, content, request.prompts(), request.seed, config)
-    run.content_picture = content
-    return run
+    return StyleRun(guide, content, request.prompts(), request.seed, config)
 
 
 def side_by_side(request: Request, guides: dict, out_dir: str | Path, limits: Limits = Limits(),
@@ -193,20 +189,22 @@ def _write(request: Request, run, model: str, guide, folder: Path, vqgan=None) -
     from ..io import unique_stems
     result = run.result()
     extra = {} if run.done else {"stopped": run.steps_done}
-    text = {"generate": getattr(result, "prompt", ""), "style": f"{Path(request.content or '').stem} "
-            + " ".join(request.prompts())}.get(request.method, " ".join(request.prompts()))
-    stem = folder / f"{unique_stems([text])[0]}-seed{request.seed}"
+    prompts = " ".join(request.prompts())
+
+    def stem(text: str) -> Path:  # the CLI's file name for this text and seed
+        return folder / f"{unique_stems([text])[0]}-seed{request.seed}"
     if request.method == "generate":
         from ..generate import write_generation
-        return write_generation(result, stem, run.config, guide, model, **extra)
+        return write_generation(result, stem(result.prompt), run.config, guide, model, **extra)
     if request.method == "draw":
         from ..draw import write_drawing
-        return write_drawing(result, stem, run.config, model, **extra)
+        return write_drawing(result, stem(prompts), run.config, model, **extra)
     if request.method == "vqgan":
         from ..vqgan import write_vqgan
-        return write_vqgan(result, stem, run.config, model, vqgan.files, **extra)
+        return write_vqgan(result, stem(prompts), run.config, model, vqgan.files, **extra)
     from ..style import write_style
-    return write_style(result, stem, run.content_picture, request.content, run.config, model, request.seed, **extra)
+    return write_style(result, stem(f"{Path(request.content).stem} {prompts}"), run.content.cpu(), request.content,
+                       run.config, model, request.seed, **extra)
 
 
 def _rng_state() -> tuple:
@@ -248,10 +246,6 @@ def caption(record: dict) -> str:
 def settings_of(record: dict) -> dict:
     """The record without its long histories, for the page."""
     return {k: v for k, v in record.items() if not k.endswith("_history") and k != "files"}
-
-
-def request_json(request: Request) -> str:
-    return json.dumps(dataclasses.asdict(request))
 
 
 __all__ = ["Frame", "Limits", "METHODS", "Request", "caption", "past_results", "side_by_side", "start_run"]
