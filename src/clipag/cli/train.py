@@ -49,6 +49,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train-text", dest="train_text", action="store_true", default=None,
                    help="also train the text tower and logit scale (default only for --objective clean)")
     p.add_argument("--lock-text", dest="train_text", action="store_false", help="freeze the text tower")
+    p.add_argument("--align-weight", type=non_negative_float,
+                   help=f"--objective align: weight of the gradient misalignment term (default {d.align_weight})")
     p.add_argument("--classes", help="TeCoA: a file of class names, one per line (default ImageNet's)")
     p.add_argument("--workers", type=non_negative_int, help="data loader workers per rank (default 2)")
     p.add_argument("--cache-images", action="store_true", default=None,

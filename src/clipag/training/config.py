@@ -11,7 +11,7 @@ from typing import Optional
 from ..configs import AttackConfig
 from ..errors import SEED_MAX, ClipagError, check_finite, check_types
 
-OBJECTIVES = ("clipag", "tecoa", "fare", "clean")
+OBJECTIVES = ("clipag", "tecoa", "fare", "align", "clean")
 NEGATIVES = ("local", "global")
 PRECISIONS = ("fp32", "bf16", "fp16")
 # Settings that decide what the run computes: resuming with another value is refused unless
@@ -19,7 +19,8 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 # batch is split over ranks and micro-batches, devices, workers, logging and saving) may change and
 # are reported; the optimiser's state carries over and the lr schedule follows the new values.
 RESUME_FIXED = ("model", "data", "objective", "attack", "batch_size", "seed", "negatives", "train_text",
-                "precision", "csv_img_key", "csv_caption_key", "tecoa_template", "augment")
+                "precision", "csv_img_key", "csv_caption_key", "tecoa_template", "augment",
+                "align_weight")
 NOT_COMPARED = ("resume", "allow_changed_settings")
 
 
@@ -83,6 +84,7 @@ class TrainConfig:
     csv_img_key: str = "filepath"
     csv_caption_key: str = "title"
     tecoa_template: str = "a photo of a {}."
+    align_weight: float = 15.0  # align: weight of the gradient misalignment (royg27/PAG-ROB: 1.5 x 10)
     allow_changed_settings: bool = False  # resume even when a RESUME_FIXED setting changed
 
     @property
@@ -97,6 +99,7 @@ class TrainConfig:
         check_types(self, "fix the recipe or the option")
         check_types(self.attack, "fix the recipe or the option")
         numbers = {"lr": self.lr, "weight-decay": self.weight_decay, "grad-clip": self.grad_clip,
+                   "align-weight": self.align_weight,
                    "eps": self.attack.eps, "step-size": self.attack.step_size}
         for name, value in numbers.items():
             if value is not None and not math.isfinite(value):
@@ -131,6 +134,8 @@ class TrainConfig:
             raise ClipagError(f"learning rate must be positive and at most 1, got {self.lr}")
         if self.weight_decay < 0 or (self.grad_clip is not None and self.grad_clip <= 0):
             raise ClipagError("weight decay must be >= 0 and gradient clipping > 0")
+        if self.align_weight < 0:
+            raise ClipagError(f"align-weight must be 0 or more, got {self.align_weight}")
 
     def micro_batch(self, world_size: int) -> int:
         """Images per micro-batch on one rank."""

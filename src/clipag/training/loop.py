@@ -77,7 +77,7 @@ def _train(config: TrainConfig, world: World, run_dir: Path, progress: bool,
     loaded = load_model(config.model)
     guide = _training_guide(loaded, config, world)
     objective = make_objective(config.objective, guide, world, config.negatives, config.text_trainable,
-                               classes, config.tecoa_template)
+                               classes, config.tecoa_template, config.align_weight)
     parameters = [p for p in guide.model.parameters() if p.requires_grad]
     check_training_batch(config.micro_batch(world.size), guide.image_size, guide.model, world.device)
     optimizer = torch.optim.AdamW(_param_groups(guide.model, config.weight_decay), lr=config.lr)

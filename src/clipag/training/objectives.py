@@ -3,6 +3,8 @@
   clipag  the paper: CLIP's contrastive loss over the batch's image-text pairs, frozen logit scale
   tecoa   supervised (Mao et al. 2023): cross-entropy against fixed class-prompt embeddings
   fare    unsupervised (Schlarmann et al. 2024): squared L2 to the frozen original's clean embedding
+  align   PAG trained directly (Ganz, Kawar & Elad, ICML 2023): the clean contrastive loss plus the misalignment
+          of each image's input gradient towards another caption with the way to that caption's picture
   clean   the contrastive loss on clean images, no attack (pretraining and ordinary fine-tuning)
 
 Losses are written so that summing gradients over ranks gives the gradient of the global batch's loss:
@@ -18,6 +20,7 @@ from typing import Optional
 
 import torch
 import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ..errors import ClipagError
 from ..guide import Guide
@@ -168,8 +171,57 @@ class FARE(Objective):
             return float(F.cosine_similarity(self._embed(images), batch.targets["original"]).mean())
 
 
+class GradientAlignment(Objective):
+    """Perceptually aligned gradients as a training target, after royg27/PAG-ROB (TRAIN_CIFAR10.py).
+
+    Each image x_i of the micro-batch is paired with the next one, x_j (the batch is shuffled): the gradient
+    of x_i's cosine similarity to caption j should point from x_i to x_j, the "one image" target gradient
+    of the paper. The loss adds weight * (1 - cos(grad, x_j - x_i)), averaged over the batch, to the clean
+    contrastive loss; the official code's weight is its pag_coeff 1.5 times the loss's own 10. Deliberate
+    differences: the gradient is of the cosine similarity, which clipag's tools climb, not of the target's
+    log-probability among classes; one target per image and step (the official code: 10, all of CIFAR-10's).
+    """
+    attacks = False
+    replicated_loss = False  # the alignment term is per sample, so the contrastive part stays local too
+
+    def __init__(self, guide: Guide, world: World, weight: float = 15.0, **_):
+        super().__init__(guide, world)
+        self.weight = weight
+
+    def features(self, images, batch):
+        if not torch.is_grad_enabled():  # cached features of the other micro-batches: no alignment term
+            return {"image": self.guide.encode_image(images)}
+        partner = torch.roll(torch.arange(len(images), device=images.device), -1)  # (b,)
+        cosine, image = gradient_alignment(self.guide, images, batch.targets["text"][partner], images[partner],
+                                           create_graph=True)
+        usable = torch.tensor([batch.captions[i] != batch.captions[j] for i, j in enumerate(partner.tolist())],
+                              device=images.device)  # (b,) a picture is never pushed to its own caption
+        return {"image": image, "misalignment": ((1 - cosine) * usable).sum()}
+
+    def loss(self, features, batches, first_pass=True):
+        contrastive = super().loss(features, batches, first_pass)
+        total = all_reduce_sum(float(sum(len(b.images) for b in batches)), self.world)
+        misalignment = sum(f["misalignment"] for f in features if "misalignment" in f)
+        return contrastive + self.weight * misalignment / total
+
+
+def gradient_alignment(guide: Guide, images: torch.Tensor, text: torch.Tensor, destinations: torch.Tensor,
+                       create_graph: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """(b,) the cosine between the input gradient of each image's similarity to its row of `text` (b, D)
+    and the way to its row of `destinations` (b, 3, S, S), 0 where they coincide; and the (b, D) image
+    embeddings, with gradients when `create_graph`."""
+    x = images.detach().requires_grad_(True)
+    with torch.enable_grad(), sdpa_kernel(SDPBackend.MATH):  # fused attention kernels have no second derivative
+        image = guide.encode_image(x)  # (b, D)
+        grad, = torch.autograd.grad((image * text).sum(), x, create_graph=create_graph)  # (b, 3, S, S)
+    way = (destinations - images).detach().flatten(1)  # (b, 3*S*S): the "one image" target gradient
+    cosine = F.cosine_similarity(grad.flatten(1), way, dim=1, eps=1e-12)  # (b,)
+    return cosine * (way.norm(dim=1) > 1e-6), image
+
+
 def make_objective(name: str, guide: Guide, world: World, negatives: str, train_text: bool,
-                   classes: Optional[list[str]] = None, template: str = "a photo of a {}.") -> Objective:
+                   classes: Optional[list[str]] = None, template: str = "a photo of a {}.",
+                   align_weight: float = 15.0) -> Objective:
     if name == "clipag":
         return Objective(guide, world, negatives, train_text)
     if name == "clean":
@@ -181,4 +233,6 @@ def make_objective(name: str, guide: Guide, world: World, negatives: str, train_
         return TeCoA(guide, world, classes, template)
     if name == "fare":
         return FARE(guide, world)
+    if name == "align":
+        return GradientAlignment(guide, world, align_weight)
     raise ClipagError(f"unknown objective {name!r}")
