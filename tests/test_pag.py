@@ -10,7 +10,7 @@ from clipag.cli.main import main
 from clipag.errors import ClipagError
 from clipag.guide import Guide
 from clipag.loading import load_model
-from clipag.pag import PagConfig, pag_table, sample_pictures, targeted_pag, wilson
+from clipag.pag import PagConfig, gradient_alignment, pag_table, sample_pictures, targeted_pag, wilson
 
 from conftest import TINY
 
@@ -59,8 +59,23 @@ def test_attacks_stay_in_the_ball_raise_the_similarity_and_are_judged(tiny_guide
     assert (distance <= 3.0 + 1e-4).all() and (distance > 0.5).any()
     assert (result.images["0.5"] - result.images["0"]).flatten(1).norm(dim=1).max() <= 0.5 + 1e-4
     assert result.rates["3"]["similarity"] > result.rates["0.5"]["similarity"] > result.rates["0"]["similarity"]
+    assert -1 <= result.alignment <= 1
     table = pag_table({"tiny": result}, 6)
-    assert table.count("| tiny |") == 3
+    assert table.count("| tiny |") == 3 and f"| {result.alignment:.3f} |" in table
+
+
+def test_gradient_alignment_is_the_cosine_of_the_gradient_with_the_way_to_the_destination(tiny_guide):
+    torch.manual_seed(0)
+    images = torch.rand(3, 3, 32, 32)
+    text = tiny_guide.encode_text(["a red square", "a blue circle", "a cat"], cache=False)
+    x = images.clone().requires_grad_(True)
+    (tiny_guide.encode_image(x) * text).sum().backward()
+    along, _ = gradient_alignment(tiny_guide, images, text, images + 0.01 * x.grad)
+    against, _ = gradient_alignment(tiny_guide, images, text, images - 0.01 * x.grad)
+    torch.testing.assert_close(along, torch.ones(3), atol=1e-4, rtol=0)
+    torch.testing.assert_close(against, -torch.ones(3), atol=1e-4, rtol=0)
+    nowhere, _ = gradient_alignment(tiny_guide, images, text, images)  # no way to go: 0, not nan
+    assert torch.equal(nowhere, torch.zeros(3))
 
 
 def test_the_judge_must_not_be_the_guide(tiny_guide, pictures_csv):

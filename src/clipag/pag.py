@@ -10,7 +10,9 @@ an independent model that is never the guide, classifies the result zero-shot am
 it now shows B (target hit), still shows A (source kept), or neither. A model whose input gradients are
 perceptually aligned changes what the picture shows, so the judge sees B; a merely non-robust model
 reaches a high similarity to B while the picture still shows A under speckle. The attack starts from
-the picture itself (no random start) so that a small radius changes little.
+the picture itself (no random start) so that a small radius changes little. Beside it, the gradient
+alignment: how well the guide's gradient towards B at A's picture points to B's own picture (a cosine;
+about 0 for a vanilla model), the "one image" target of Ganz, Kawar & Elad (ICML 2023).
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from typing import Sequence
 
 import torch
 import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from tqdm import tqdm
 
 from .attack import AttackConfig, pgd
@@ -48,6 +51,7 @@ class PagResult:
     chance: float
     images: dict[str, torch.Tensor]  # "0" (the pictures) and each eps -> (N, 3, S, S) at the guide's size
     judged: dict[str, list[str]]  # eps -> the judge's name for each picture
+    alignment: float = float("nan")  # mean cosine of the gradient towards B at A's picture with the way to B's
 
 
 def sample_pictures(csv_path: str | Path, names: int = 48, seed: int = 0, name_column: str = "name",
@@ -112,6 +116,11 @@ def targeted_pag(guide: Guide, judge: Guide, pictures: Pictures, config: PagConf
     results = {"0": images}
     judged = {"0": [names[i] for i in clean]}
     rates = {"0": _rates(clean, source, target, _similarity(guide, images, prompts, config.batch_size))}
+    destinations = images[[pictures.names.index(n) for n in pictures.targets]]  # (N, 3, S, S) B's own picture
+    alignment = torch.cat([gradient_alignment(guide, images[s:s + config.batch_size].to(guide.device),
+                                              prompts[s:s + config.batch_size].to(guide.device).float(),
+                                              destinations[s:s + config.batch_size].to(guide.device))[0].detach().cpu()
+                           for s in range(0, len(images), config.batch_size)])  # (N,)
     bar = tqdm(config.eps, desc="pag", unit="eps", disable=not progress, leave=False)
     for eps in bar:
         attacked = _attack(guide, images, prompts, eps, config)
@@ -119,7 +128,22 @@ def targeted_pag(guide: Guide, judge: Guide, pictures: Pictures, config: PagConf
         key = f"{eps:g}"
         results[key], judged[key] = attacked, [names[i] for i in predicted]
         rates[key] = _rates(predicted, source, target, _similarity(guide, attacked, prompts, config.batch_size))
-    return PagResult(rates, float((clean == source).float().mean()), 1 / len(names), results, judged)
+    return PagResult(rates, float((clean == source).float().mean()), 1 / len(names), results, judged,
+                     float(alignment.mean()))
+
+
+def gradient_alignment(guide: Guide, images: torch.Tensor, text: torch.Tensor, destinations: torch.Tensor,
+                       create_graph: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """(b,) the cosine between the input gradient of each image's similarity to its row of `text` (b, D)
+    and the way to its row of `destinations` (b, 3, S, S), 0 where they coincide; and the (b, D) image
+    embeddings, with gradients when `create_graph`."""
+    x = images.detach().requires_grad_(True)
+    with torch.enable_grad(), sdpa_kernel(SDPBackend.MATH):  # fused attention kernels have no second derivative
+        image = guide.encode_image(x)  # (b, D)
+        grad, = torch.autograd.grad((image * text).sum(), x, create_graph=create_graph)  # (b, 3, S, S)
+    way = (destinations - images).detach().flatten(1)  # (b, 3*S*S): the "one image" target gradient
+    cosine = F.cosine_similarity(grad.flatten(1), way, dim=1, eps=1e-12)  # (b,)
+    return cosine * (way.norm(dim=1) > 1e-6), image
 
 
 def _attack(guide: Guide, images: torch.Tensor, prompts: torch.Tensor, eps: float, config: PagConfig) -> torch.Tensor:
@@ -199,12 +223,15 @@ def picture_strip(results: dict[str, PagResult], pictures: Pictures, rows: int =
 
 
 def pag_table(results: dict[str, PagResult], n: int) -> str:
-    """Markdown: per model and radius, the judge's target hits (with a 99% interval), sources kept, neither."""
-    lines = ["| model | eps | target hit | source kept | neither | guide similarity to target |",
-             "|---|---:|---:|---:|---:|---:|"]
+    """Markdown: per model and radius, the judge's target hits (with a 99% interval), sources kept, neither;
+    the gradient alignment on each model's eps 0 row."""
+    lines = ["| model | eps | target hit | source kept | neither | guide similarity to target | gradient alignment |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
     for model, result in results.items():
         for key, rate in result.rates.items():
             low, high = wilson(rate["target"], n)
+            alignment = f"{result.alignment:.3f}" if key == "0" else ""
             lines.append(f"| {model} | {key} | {100 * rate['target']:.1f}% [{100 * low:.0f}, {100 * high:.0f}] | "
-                         f"{100 * rate['source']:.1f}% | {100 * rate['neither']:.1f}% | {rate['similarity']:.3f} |")
+                         f"{100 * rate['source']:.1f}% | {100 * rate['neither']:.1f}% | {rate['similarity']:.3f} | "
+                         f"{alignment} |")
     return "\n".join(lines)

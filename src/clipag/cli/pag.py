@@ -63,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     save_json({"data": args.data, "judge": args.judge, "excluded": len(exclude), "settings": vars(config), "pictures": vars(pictures),
                "chance": chance, "judge_clean_accuracy": clean,
                "rates": {m: r.rates for m, r in results.items()},
+               "gradient_alignment": {m: r.alignment for m, r in results.items()},
                "judged": {m: r.judged for m, r in results.items()}, **environment()}, out / "results.json")
     with atomic_path(out / "report.md") as tmp:
         tmp.write_text(f"# Targeted PAG measure\n\n{summary}\n\n{table}\n\n![strip](strip.png)\n")

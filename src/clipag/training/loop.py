@@ -218,7 +218,7 @@ def _attack_seed(seed: int, step: int, index: int) -> int:
 
 def _summary(config: TrainConfig, world: World, start_step: int) -> str:
     attack = (f"{config.attack.norm} eps {config.attack.eps}{'/255' if config.attack.norm == 'linf' else ''} "
-              f"x {config.attack.steps} steps" if config.objective != "clean" else "no attack")
+              f"x {config.attack.steps} steps" if config.objective not in ("clean", "align") else "no attack")
     return (f"training {config.model} -> {config.out}: objective {config.objective} ({attack}); "
             f"batch {config.batch_size} = {world.size} rank(s) x {config.accum_steps} micro-batch(es) x "
             f"{config.micro_batch(world.size)}; negatives {config.negatives if world.size > 1 else 'local'}; "

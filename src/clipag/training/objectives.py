@@ -20,10 +20,10 @@ from typing import Optional
 
 import torch
 import torch.nn.functional as F
-from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ..errors import ClipagError
 from ..guide import Guide
+from ..pag import gradient_alignment
 from .distributed import World, all_reduce_sum, gather_with_local_grad
 
 
@@ -203,20 +203,6 @@ class GradientAlignment(Objective):
         total = all_reduce_sum(float(sum(len(b.images) for b in batches)), self.world)
         misalignment = sum(f["misalignment"] for f in features if "misalignment" in f)
         return contrastive + self.weight * misalignment / total
-
-
-def gradient_alignment(guide: Guide, images: torch.Tensor, text: torch.Tensor, destinations: torch.Tensor,
-                       create_graph: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """(b,) the cosine between the input gradient of each image's similarity to its row of `text` (b, D)
-    and the way to its row of `destinations` (b, 3, S, S), 0 where they coincide; and the (b, D) image
-    embeddings, with gradients when `create_graph`."""
-    x = images.detach().requires_grad_(True)
-    with torch.enable_grad(), sdpa_kernel(SDPBackend.MATH):  # fused attention kernels have no second derivative
-        image = guide.encode_image(x)  # (b, D)
-        grad, = torch.autograd.grad((image * text).sum(), x, create_graph=create_graph)  # (b, 3, S, S)
-    way = (destinations - images).detach().flatten(1)  # (b, 3*S*S): the "one image" target gradient
-    cosine = F.cosine_similarity(grad.flatten(1), way, dim=1, eps=1e-12)  # (b,)
-    return cosine * (way.norm(dim=1) > 1e-6), image
 
 
 def make_objective(name: str, guide: Guide, world: World, negatives: str, train_text: bool,
