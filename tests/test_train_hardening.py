@@ -100,7 +100,7 @@ def test_the_lock_is_held_for_the_run_and_released_after(tmp_path, shapes_csv, s
 
 @pytest.mark.parametrize("option, value", [("--lr", "inf"), ("--lr", "1e999"), ("--lr", "nan"), ("--eps", "inf"),
                                            ("--weight-decay", "inf"), ("--grad-clip", "nan"),
-                                           ("--step-size", "inf")])
+                                           ("--step-size", "inf"), ("--align-weight", "nan")])
 def test_non_finite_options_are_refused_by_the_cli(capsys, tmp_path, option, value, shapes_csv, start_checkpoint):
     code, _, err = run_cli(capsys, cli_args(start_checkpoint, shapes_csv, tmp_path / "run", option, value))
     assert_one_line_error(code, err, option)
@@ -121,6 +121,8 @@ def write_recipe(path, start, data, out, text):
     ('"eps": 1e999', "eps must be a finite number"),
     ('"grad_clip": NaN', "grad-clip must be a finite number"),
     ('"lr": 5', "at most 1"),
+    ('"align_weight": 1e999', "align-weight must be a finite number"),
+    ('"align_weight": -1', "align-weight must be 0 or more"),
     ('"steps": "ten"', "steps must be an integer"),
     ('"lr": [1]', "lr must be a number"),
     ('"data": 5', "data must be a list of text"),
