@@ -195,6 +195,20 @@ def test_the_align_objective_is_the_clean_loss_plus_its_weighted_misalignment(sh
         assert loss == pytest.approx(expected + weight * float((1 - cosine).mean()), rel=1e-4)
 
 
+def test_the_align_objective_normalises_with_running_statistics():
+    """A picture's gradient must not flow through the batch's statistics (they vanish in eval mode)."""
+    from clipag.training.objectives import frozen_batch_norm
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4)).train()
+    model[1].running_mean.fill_(0.3)
+    x = torch.rand(8, 3, 8, 8)
+    with frozen_batch_norm(model):
+        inside = model(x)
+    assert model[1].training and torch.equal(model[1].running_mean, torch.full((4,), 0.3))
+    torch.testing.assert_close(inside, model.eval()(x))
+    assert not torch.allclose(inside, model.train()(x))
+
+
 def test_corrupt_samples_are_skipped_and_counted(tmp_path, shapes_csv, start_checkpoint):
     data = tmp_path / "data.csv"
     lines = shapes_csv.read_text().splitlines()

@@ -15,6 +15,7 @@ rank owns.
 from __future__ import annotations
 
 import copy
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Optional
 
@@ -179,7 +180,8 @@ class GradientAlignment(Objective):
     of the paper. The loss adds weight * (1 - cos(grad, x_j - x_i)), averaged over the batch, to the clean
     contrastive loss; the official code's weight is its pag_coeff 1.5 times the loss's own 10. Deliberate
     differences: the gradient is of the cosine similarity, which clipag's tools climb, not of the target's
-    log-probability among classes; one target per image and step (the official code: 10, all of CIFAR-10's).
+    log-probability among classes; one target per image and step (the official code: 10, all of CIFAR-10's);
+    batch-norm statistics frozen (below).
     """
     attacks = False
     replicated_loss = False  # the alignment term is per sample, so the contrastive part stays local too
@@ -192,8 +194,9 @@ class GradientAlignment(Objective):
         if not torch.is_grad_enabled():  # cached features of the other micro-batches: no alignment term
             return {"image": self.guide.encode_image(images)}
         partner = torch.roll(torch.arange(len(images), device=images.device), -1)  # (b,)
-        cosine, image = gradient_alignment(self.guide, images, batch.targets["text"][partner], images[partner],
-                                           create_graph=True)
+        with frozen_batch_norm(self.guide.model.visual):
+            cosine, image = gradient_alignment(self.guide, images, batch.targets["text"][partner], images[partner],
+                                               create_graph=True)
         usable = torch.tensor([batch.captions[i] != batch.captions[j] for i, j in enumerate(partner.tolist())],
                               device=images.device)  # (b,) a picture is never pushed to its own caption
         return {"image": image, "misalignment": ((1 - cosine) * usable).sum()}
@@ -203,6 +206,23 @@ class GradientAlignment(Objective):
         total = all_reduce_sum(float(sum(len(b.images) for b in batches)), self.world)
         misalignment = sum(f["misalignment"] for f in features if "misalignment" in f)
         return contrastive + self.weight * misalignment / total
+
+
+@contextmanager
+def frozen_batch_norm(module: torch.nn.Module):
+    """Batch-norm layers normalise with their running statistics (eval mode) inside the block.
+
+    In training mode the statistics couple the pictures of a batch, and the alignment term learns input
+    gradients that flow through them and vanish in eval mode, where every tool uses the model: a ResNet run
+    reached a training-mode alignment near 0.4 while its eval-mode alignment fell from 0.17 to 0.03."""
+    layers = [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.training]
+    for layer in layers:
+        layer.eval()
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.train()
 
 
 def make_objective(name: str, guide: Guide, world: World, negatives: str, train_text: bool,
