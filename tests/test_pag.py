@@ -70,11 +70,12 @@ def test_gradient_alignment_is_the_cosine_of_the_gradient_with_the_way_to_the_de
     text = tiny_guide.encode_text(["a red square", "a blue circle", "a cat"], cache=False)
     x = images.clone().requires_grad_(True)
     (tiny_guide.encode_image(x) * text).sum().backward()
-    along, _ = gradient_alignment(tiny_guide, images, text, images + 0.01 * x.grad)
-    against, _ = gradient_alignment(tiny_guide, images, text, images - 0.01 * x.grad)
+    score = lambda image: (image * text).sum(dim=1)
+    along, _ = gradient_alignment(tiny_guide, images, images + 0.01 * x.grad, score)
+    against, _ = gradient_alignment(tiny_guide, images, images - 0.01 * x.grad, score)
     torch.testing.assert_close(along, torch.ones(3), atol=1e-4, rtol=0)
     torch.testing.assert_close(against, -torch.ones(3), atol=1e-4, rtol=0)
-    nowhere, _ = gradient_alignment(tiny_guide, images, text, images)  # no way to go: 0, not nan
+    nowhere, _ = gradient_alignment(tiny_guide, images, images, score)  # no way to go: 0, not nan
     assert torch.equal(nowhere, torch.zeros(3))
 
 

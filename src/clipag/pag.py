@@ -117,10 +117,14 @@ def targeted_pag(guide: Guide, judge: Guide, pictures: Pictures, config: PagConf
     judged = {"0": [names[i] for i in clean]}
     rates = {"0": _rates(clean, source, target, _similarity(guide, images, prompts, config.batch_size))}
     destinations = images[[pictures.names.index(n) for n in pictures.targets]]  # (N, 3, S, S) B's own picture
-    alignment = torch.cat([gradient_alignment(guide, images[s:s + config.batch_size].to(guide.device),
-                                              prompts[s:s + config.batch_size].to(guide.device).float(),
-                                              destinations[s:s + config.batch_size].to(guide.device))[0].detach().cpu()
-                           for s in range(0, len(images), config.batch_size)])  # (N,)
+    alignment = []  # (N,) for the cosine similarity to B's prompt, the score that the attack climbs
+    for s in range(0, len(images), config.batch_size):
+        wanted = prompts[s:s + config.batch_size].to(guide.device).float()  # (b, D)
+        cosine, _ = gradient_alignment(guide, images[s:s + config.batch_size].to(guide.device),
+                                       destinations[s:s + config.batch_size].to(guide.device),
+                                       lambda image: (image.float() * wanted).sum(dim=1))
+        alignment.append(cosine.detach().cpu())
+    alignment = torch.cat(alignment)
     bar = tqdm(config.eps, desc="pag", unit="eps", disable=not progress, leave=False)
     for eps in bar:
         attacked = _attack(guide, images, prompts, eps, config)
@@ -132,15 +136,15 @@ def targeted_pag(guide: Guide, judge: Guide, pictures: Pictures, config: PagConf
                      float(alignment.mean()))
 
 
-def gradient_alignment(guide: Guide, images: torch.Tensor, text: torch.Tensor, destinations: torch.Tensor,
+def gradient_alignment(guide: Guide, images: torch.Tensor, destinations: torch.Tensor, score,
                        create_graph: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """(b,) the cosine between the input gradient of each image's similarity to its row of `text` (b, D)
-    and the way to its row of `destinations` (b, 3, S, S), 0 where they coincide; and the (b, D) image
-    embeddings, with gradients when `create_graph`."""
+    """(b,) the cosine between the input gradient of each image's `score` and the way to its row of
+    `destinations` (b, 3, S, S), 0 where they coincide; and the (b, D) image embeddings, with gradients
+    when `create_graph`. `score` maps the (b, D) embeddings to (b,) scores, one per image."""
     x = images.detach().requires_grad_(True)
     with torch.enable_grad(), sdpa_kernel(SDPBackend.MATH):  # fused attention kernels have no second derivative
         image = guide.encode_image(x)  # (b, D)
-        grad, = torch.autograd.grad((image * text).sum(), x, create_graph=create_graph)  # (b, 3, S, S)
+        grad, = torch.autograd.grad(score(image).sum(), x, create_graph=create_graph)  # (b, 3, S, S)
     way = (destinations - images).detach().flatten(1)  # (b, 3*S*S): the "one image" target gradient
     cosine = F.cosine_similarity(grad.flatten(1), way, dim=1, eps=1e-12)  # (b,)
     return cosine * (way.norm(dim=1) > 1e-6), image

@@ -176,11 +176,13 @@ class GradientAlignment(Objective):
     """Perceptually aligned gradients as a training target, after royg27/PAG-ROB (TRAIN_CIFAR10.py).
 
     Each image x_i of the micro-batch is paired with the next one, x_j (the batch is shuffled): the gradient
-    of x_i's cosine similarity to caption j should point from x_i to x_j, the "one image" target gradient
-    of the paper. The loss adds weight * (1 - cos(grad, x_j - x_i)), averaged over the batch, to the clean
-    contrastive loss; the official code's weight is its pag_coeff 1.5 times the loss's own 10. Deliberate
-    differences: the gradient is of the cosine similarity, which clipag's tools climb, not of the target's
-    log-probability among classes; one target per image and step (the official code: 10, all of CIFAR-10's);
+    of x_i's log-probability of caption j, among the micro-batch's captions at the frozen logit scale,
+    should point from x_i to x_j, the "one image" target gradient of the paper. The loss adds
+    weight * (1 - cos(grad, x_j - x_i)), averaged over the batch, to the clean contrastive loss; the official
+    code's weight is its pag_coeff 1.5 times the loss's own 10. A log-probability, as in the official code,
+    and not the cosine similarity: its gradient has no part common to every caption, so the term cannot be
+    met by a direction that ignores the caption (fading every picture to the batch's mean, which a cosine
+    version learned in a pilot). One target per image and step (the official code: 10, all of CIFAR-10's);
     batch-norm statistics frozen (below).
     """
     attacks = False
@@ -194,9 +196,10 @@ class GradientAlignment(Objective):
         if not torch.is_grad_enabled():  # cached features of the other micro-batches: no alignment term
             return {"image": self.guide.encode_image(images)}
         partner = torch.roll(torch.arange(len(images), device=images.device), -1)  # (b,)
+        text, scale = batch.targets["text"], self.logit_scale.detach()  # (b, D), the captions of the micro-batch
+        log_probability = lambda image: F.log_softmax(scale * image @ text.T, dim=1)[torch.arange(len(image)), partner]
         with frozen_batch_norm(self.guide.model.visual):
-            cosine, image = gradient_alignment(self.guide, images, batch.targets["text"][partner], images[partner],
-                                               create_graph=True)
+            cosine, image = gradient_alignment(self.guide, images, images[partner], log_probability, create_graph=True)
         usable = torch.tensor([batch.captions[i] != batch.captions[j] for i, j in enumerate(partner.tolist())],
                               device=images.device)  # (b,) a picture is never pushed to its own caption
         return {"image": image, "misalignment": ((1 - cosine) * usable).sum()}
