@@ -193,16 +193,25 @@ class GradientAlignment(Objective):
         self.weight = weight
 
     def features(self, images, batch):
-        if not torch.is_grad_enabled():  # cached features of the other micro-batches: no alignment term
-            return {"image": self.guide.encode_image(images)}
-        partner = torch.roll(torch.arange(len(images), device=images.device), -1)  # (b,)
-        text, scale = batch.targets["text"], self.logit_scale.detach()  # (b, D), the captions of the micro-batch
-        log_probability = lambda image: F.log_softmax(scale * image @ text.T, dim=1)[torch.arange(len(image)), partner]
         with frozen_batch_norm(self.guide.model.visual):
-            cosine, image = gradient_alignment(self.guide, images, images[partner], log_probability, create_graph=True)
+            if not torch.is_grad_enabled():  # cached features of the other micro-batches: no alignment term
+                return {"image": self.guide.encode_image(images)}
+            partner = torch.roll(torch.arange(len(images), device=images.device), -1)  # (b,)
+            cosine, image = gradient_alignment(self.guide, images, images[partner],
+                                               self._log_probability(batch.targets["text"], partner),
+                                               create_graph=True)
         usable = torch.tensor([batch.captions[i] != batch.captions[j] for i, j in enumerate(partner.tolist())],
                               device=images.device)  # (b,) a picture is never pushed to its own caption
         return {"image": image, "misalignment": ((1 - cosine) * usable).sum()}
+
+    def _log_probability(self, text: torch.Tensor, target: torch.Tensor):
+        """Embeddings (b, D) -> (b,) each one's log-probability of its target among the captions `text` (b, D)."""
+        scale = self.logit_scale.detach()
+        return lambda image: F.log_softmax(scale * image @ text.T, dim=1)[torch.arange(len(image)), target]
+
+    def similarity(self, images, batch):
+        with frozen_batch_norm(self.guide.model.visual):  # logging must not move the running statistics
+            return super().similarity(images, batch)
 
     def loss(self, features, batches, first_pass=True):
         contrastive = super().loss(features, batches, first_pass)
