@@ -8,7 +8,7 @@
 # log; a new checkout has no runs/) is restored instead of trained again.
 set -euo pipefail
 CLIPAG=${CLIPAG:-clipag}
-ORDER=(clip-emoji-r32 emoji-judge clipag-emoji-r32-eps0.5 clipag-emoji-r32-eps1.0 clipag-emoji-r32-eps2.0 clip-emoji)
+ORDER=(clip-emoji-r32 emoji-judge emoji-judge-ft clipag-emoji-r32-eps0.5 clipag-emoji-r32-eps1.0 clipag-emoji-r32-eps2.0 clip-emoji)
 for name in "${ORDER[@]}"; do
     [ -n "${ONLY:-}" ] && [ "$ONLY" != "$name" ] && continue
     recipe=recipes/emoji/v2/$name.json
