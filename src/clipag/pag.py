@@ -117,14 +117,7 @@ def targeted_pag(guide: Guide, judge: Guide, pictures: Pictures, config: PagConf
     judged = {"0": [names[i] for i in clean]}
     rates = {"0": _rates(clean, source, target, _similarity(guide, images, prompts, config.batch_size))}
     destinations = images[[pictures.names.index(n) for n in pictures.targets]]  # (N, 3, S, S) B's own picture
-    alignment = []  # (N,) for the cosine similarity to B's prompt, the score that the attack climbs
-    for s in range(0, len(images), config.batch_size):
-        wanted = prompts[s:s + config.batch_size].to(guide.device).float()  # (b, D)
-        cosine, _ = gradient_alignment(guide, images[s:s + config.batch_size].to(guide.device),
-                                       destinations[s:s + config.batch_size].to(guide.device),
-                                       lambda image: (image.float() * wanted).sum(dim=1))
-        alignment.append(cosine.detach().cpu())
-    alignment = torch.cat(alignment)
+    alignment = _alignment(guide, images, prompts, destinations, config.batch_size)
     bar = tqdm(config.eps, desc="pag", unit="eps", disable=not progress, leave=False)
     for eps in bar:
         attacked = _attack(guide, images, prompts, eps, config)
@@ -132,8 +125,7 @@ def targeted_pag(guide: Guide, judge: Guide, pictures: Pictures, config: PagConf
         key = f"{eps:g}"
         results[key], judged[key] = attacked, [names[i] for i in predicted]
         rates[key] = _rates(predicted, source, target, _similarity(guide, attacked, prompts, config.batch_size))
-    return PagResult(rates, float((clean == source).float().mean()), 1 / len(names), results, judged,
-                     float(alignment.mean()))
+    return PagResult(rates, float((clean == source).float().mean()), 1 / len(names), results, judged, alignment)
 
 
 def gradient_alignment(guide: Guide, images: torch.Tensor, destinations: torch.Tensor, score,
@@ -159,6 +151,19 @@ def _attack(guide: Guide, images: torch.Tensor, prompts: torch.Tensor, eps: floa
         closer = lambda x: (guide.encode_image(x).float() * wanted).sum()  # summed cosines: each image its own
         out.append(pgd(closer, batch, attack, model=guide.model).cpu())
     return torch.cat(out)
+
+
+def _alignment(guide: Guide, images: torch.Tensor, prompts: torch.Tensor, destinations: torch.Tensor,
+               batch_size: int) -> float:
+    """The mean gradient alignment of the cosine similarity to each prompt, the score that the attack climbs."""
+    cosines = []
+    for s in range(0, len(images), batch_size):
+        wanted = prompts[s:s + batch_size].to(guide.device).float()  # (b, D)
+        cosine, _ = gradient_alignment(guide, images[s:s + batch_size].to(guide.device),
+                                       destinations[s:s + batch_size].to(guide.device),
+                                       lambda image: (image.float() * wanted).sum(dim=1))
+        cosines.append(cosine.detach().cpu())
+    return float(torch.cat(cosines).mean())
 
 
 def _judge(judge: Guide, classifier: torch.Tensor, images: torch.Tensor, batch_size: int) -> torch.Tensor:

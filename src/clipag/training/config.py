@@ -12,6 +12,7 @@ from ..configs import AttackConfig
 from ..errors import SEED_MAX, ClipagError, check_finite, check_types
 
 OBJECTIVES = ("clipag", "tecoa", "fare", "align", "clean")
+UNATTACKED = ("clean", "align")  # objectives that train on clean pictures only
 NEGATIVES = ("local", "global")
 PRECISIONS = ("fp32", "bf16", "fp16")
 # Settings that decide what the run computes: resuming with another value is refused unless

@@ -29,7 +29,7 @@ from ..loading import LoadedModel, load_model
 from ..memory import check_training_batch
 from .augment import TrainAugment
 from .checkpoint import list_checkpoints, read_resumable, resolve_resume, restore, save_checkpoint, write_final_model
-from .config import TrainConfig, changed_settings, describe_changes, fixed_changes
+from .config import UNATTACKED, TrainConfig, changed_settings, describe_changes, fixed_changes
 from .distributed import World, all_reduce_sum, barrier, close_world, init_world, sum_gradients
 from .lock import run_lock
 from .objectives import MicroBatch, Objective, make_objective
@@ -218,7 +218,7 @@ def _attack_seed(seed: int, step: int, index: int) -> int:
 
 def _summary(config: TrainConfig, world: World, start_step: int) -> str:
     attack = (f"{config.attack.norm} eps {config.attack.eps}{'/255' if config.attack.norm == 'linf' else ''} "
-              f"x {config.attack.steps} steps" if config.objective not in ("clean", "align") else "no attack")
+              f"x {config.attack.steps} steps" if config.objective not in UNATTACKED else "no attack")
     return (f"training {config.model} -> {config.out}: objective {config.objective} ({attack}); "
             f"batch {config.batch_size} = {world.size} rank(s) x {config.accum_steps} micro-batch(es) x "
             f"{config.micro_batch(world.size)}; negatives {config.negatives if world.size > 1 else 'local'}; "
