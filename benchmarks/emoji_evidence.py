@@ -44,7 +44,7 @@ PRESETS = {
     "notebook": {},
     "previous": {"grad_clip": 1.0, "weight_decay": 0.0, "samples_per_class": 8, "keep": "last"},
 }
-JUDGE = "emoji-judge"
+JUDGE = "emoji-judge"  # the shipped judge; --judge names another (e.g. local-dir:runs/v2/emoji-judge-ft)
 
 
 def main() -> None:
@@ -94,9 +94,14 @@ def parse_args() -> argparse.Namespace:
                    help="real: the judge on the real Twemoji picture of each sampled name, the ceiling of generation")
     p.add_argument("--name", default="all", help="results-NAME.json")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--judge", default=JUDGE,
+                   help="the independent judge (never a guide): a registered name or local-dir:PATH")
     p.add_argument("--guides", nargs="+", default=list(GUIDES),
                    help="guide models to compare, vanilla first (default: clip-emoji clipag-emoji)")
-    return p.parse_args()
+    args = p.parse_args()
+    if args.judge in args.guides:
+        p.error(f"--judge {args.judge} is also a guide; the judge must be independent: name another model")
+    return args
 
 
 # ---------------------------------------------------------------- 1. robustness on held-out emoji
@@ -105,7 +110,7 @@ def robustness(args) -> dict:
     images, labels, classes = load_labelled_images(Path(args.data) / "heldout.csv", 64, class_column="name")
     config = RobustnessConfig(eps=args.eps, norm="l2", attack_steps=args.attack_steps, attacks=args.attacks)
     rows = {reference: evaluate_robustness(Guide.from_pretrained(reference, device="cpu"), images, labels,
-                                           classes, config) for reference in (*args.guides, JUDGE)}
+                                           classes, config) for reference in (*args.guides, args.judge)}
     return {"images": len(images), "classes": len(classes), "accuracy": rows}
 
 
@@ -154,18 +159,18 @@ def start_of(config: GenerateConfig, init: str, data: Path, split: str, prompts:
 
 def real_pictures(args) -> dict:
     """The judge's R-Precision on the real picture of each sampled name: what a perfect guide would reach."""
-    judge = Guide.from_pretrained(JUDGE, device="cpu")
+    judge = Guide.from_pretrained(args.judge, device="cpu")
     rows = []
     for split in args.splits:
         prompts = sample_names(Path(args.data), split, args.names, args.sample_seed)
         pictures = [load_image(picture_of(Path(args.data), split, name), judge.image_size[0]) for name in prompts]
         rows.append(judge_row(judge, judge.encode_text(prompts), torch.arange(len(prompts)), split, "-",
                               "real Twemoji pictures", [p[0] for p in pictures]))
-    return {"rows": rows, "seconds_per_image": {}, "judge": JUDGE}
+    return {"rows": rows, "seconds_per_image": {}, "judge": args.judge}
 
 
 def generation(args, out: Path) -> dict:
-    judge = Guide.from_pretrained(JUDGE, device="cpu")
+    judge = Guide.from_pretrained(args.judge, device="cpu")
     guides = {name: Guide.from_pretrained(name, device="cpu") for name in args.guides}
     gmm = ClassGMM.load(default_gmm("clipag-emoji"))
     rows, paired, timing = [], [], {}
@@ -198,7 +203,7 @@ def generation(args, out: Path) -> dict:
                          load_image(start_of(config, init, Path(args.data), split, prompts, i).init, size)[0]]
                         for i, p in enumerate(prompts)] if init == "other" else None)
             save_comparison_grid(finals, len(args.seeds), out / f"{split}-{init}.png", leading)
-    return {"rows": rows, "paired": paired, "seconds_per_image": timing, "judge": JUDGE}
+    return {"rows": rows, "paired": paired, "seconds_per_image": timing, "judge": args.judge}
 
 
 def judge_row(judge: Guide, prompt_features: torch.Tensor, targets: torch.Tensor, split: str, init: str,
