@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from clipag.explain import (NEGATION_ATTACK, energy_in_box, explain, negation_attack, pointing_game,
-                            token_reshape)
+                            target_layer, token_reshape)
 from clipag.guide import Guide
 
 
@@ -28,6 +28,22 @@ def test_heatmap_shape_and_range(which, request):
     result = explain(guide, torch.rand(3, 40, 40), "a red apple")
     assert result.heatmap.shape == (40, 40)
     assert 0 <= result.heatmap.min() and result.heatmap.max() <= 1 and result.heatmap.max() > 0
+
+
+@pytest.mark.parametrize("size, stage", [(224, "layer4"), (128, "layer4"), (64, "layer3"), (32, "layer2")])
+def test_resnet_layer_is_the_deepest_with_a_map_of_at_least_4x4(size, stage):
+    import open_clip
+    cfg = {"embed_dim": 16, "vision_cfg": {"image_size": size, "layers": [1, 1, 1, 1], "width": 8},
+           "text_cfg": {"context_length": 8, "vocab_size": 49408, "width": 16, "heads": 2, "layers": 1}}
+    model = open_clip.CLIP(**cfg).eval()
+    layer = target_layer(model)
+    assert layer is getattr(model.visual, stage)[-1]
+    maps = {}  # the chosen stage really has a map of at least 4x4
+    hook = layer.register_forward_hook(lambda m, i, o: maps.setdefault("out", o))
+    with torch.no_grad():
+        model.encode_image(torch.rand(1, 3, size, size))
+    hook.remove()
+    assert min(maps["out"].shape[-2:]) >= 4
 
 
 def test_token_layout_is_detected_both_ways(tiny_guide):

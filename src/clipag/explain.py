@@ -5,7 +5,9 @@
 
 Heatmaps come from pytorch-grad-cam (PyPI grad-cam) on a wrapper that maps [0,1] images to the guide's
 unit image embedding, with a target that takes the embedding's cosine to the text. Target layers: the
-last transformer block's first norm (ViT), the last stage (ResNet `layer4`, timm ConvNeXt `trunk.stages`).
+last transformer block's first norm (ViT), the last stage (timm ConvNeXt `trunk.stages`), and for
+OpenCLIP's ResNet the deepest stage whose map is at least 4x4 (`layer4` at 224 px, as usual; a 32 px
+emoji ResNet's `layer4` is 1x1, where Grad-CAM cannot point anywhere, so there it is `layer2`).
 For ViTs the token layout is read from a forward pass (batch-first or sequence-first), the class token
 dropped and the patches reshaped to their grid. The negation attack (supplementary Eq. 1) is L-inf PGD,
 eps 8/255, 20 steps of 1/255, from the clean image, maximising sim(x, "not T") - sim(x, T); it reuses
@@ -63,11 +65,23 @@ def target_layer(model: nn.Module) -> nn.Module:
     if hasattr(visual, "transformer"):
         return visual.transformer.resblocks[-1].ln_1
     if hasattr(visual, "layer4"):
-        return visual.layer4[-1]
+        return _resnet_stage(visual)[-1]
     trunk = getattr(visual, "trunk", None)
     if trunk is not None and hasattr(trunk, "stages"):
         return trunk.stages[-1]
     raise ClipagError(f"no default Grad-CAM layer for {type(visual).__name__}; use a ViT, ResNet or ConvNeXt CLIP")
+
+
+MIN_GRID = 4  # the smallest map side worth explaining
+
+
+def _resnet_stage(visual: nn.Module) -> nn.Module:
+    """OpenCLIP ModifiedResNet: the deepest stage whose output side (input / 4, 8, 16, 32) is >= MIN_GRID."""
+    side = visual.image_size if isinstance(visual.image_size, int) else min(visual.image_size)
+    for depth in (4, 3, 2, 1):
+        if side // 2 ** (depth + 1) >= MIN_GRID:
+            return getattr(visual, f"layer{depth}")
+    return visual.layer1
 
 
 def token_reshape(guide: Guide):
