@@ -8,7 +8,9 @@
 # log; a new checkout has no runs/) is restored instead of trained again.
 set -euo pipefail
 CLIPAG=${CLIPAG:-clipag}
-ORDER=(clip-emoji-r32 emoji-judge emoji-judge-ft clipag-emoji-r32-eps0.5 clipag-emoji-r32-eps1.0 clipag-emoji-r32-eps2.0 clip-emoji)
+# The shipped chain (clip-emoji, emoji-judge, clipag-emoji = the eps 4.0 stage); the other v2 recipes (a
+# from-scratch judge, the 64 px ViT, the pilots) run on their own with `clipag train --config RECIPE`.
+ORDER=(clip-emoji-r32 emoji-judge-ft clipag-emoji-r32-eps0.5 clipag-emoji-r32-eps1.0 clipag-emoji-r32-eps2.0 clipag-emoji-r32-eps4.0)
 for name in "${ORDER[@]}"; do
     [ -n "${ONLY:-}" ] && [ "$ONLY" != "$name" ] && continue
     recipe=recipes/emoji/v2/$name.json

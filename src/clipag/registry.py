@@ -121,19 +121,22 @@ register_model(ModelSpec(
 EMOJI_GMM = "emoji-subcategories-16px.safetensors"
 register_model(ModelSpec(
     name="clipag-emoji",
-    arch="emoji-vit-64",
-    description="CLIPAG fine-tune of clip-emoji (L2 PGD), trained by this project on openly licensed emoji; ships here",
+    arch="emoji-resnet-32",
+    description="CLIPAG fine-tune of clip-emoji (L2 PGD, radii 0.5 -> 4 at 32 px), trained by this project on "
+                "ten openly licensed emoji styles; ships here",
     folder="clipag-emoji", gmm=EMOJI_GMM,
 ))
 register_model(ModelSpec(
     name="clip-emoji",
-    arch="emoji-vit-64",
-    description="vanilla CLIP (ViT, 64 px) trained from scratch by this project on openly licensed emoji; ships here",
+    arch="emoji-resnet-32",
+    description="vanilla CLIP (ResNet, 32 px) trained from scratch by this project on ten openly licensed "
+                "emoji styles; ships here",
     folder="clip-emoji", gmm=EMOJI_GMM,
 ))
 register_model(ModelSpec(
     name="emoji-judge",
     arch="emoji-resnet-64",
-    description="independent evaluator of emoji images: another architecture (ResNet) and seed; ships here",
+    description="independent evaluator of emoji images (64 px, another width, text tower and seed than the "
+                "guides), never a guide; ships here",
     folder="emoji-judge",
 ))
