@@ -21,8 +21,8 @@ def test_the_readme_snippets_run_verbatim(tmp_path, monkeypatch, capsys):
     for block in python_blocks():  # one namespace: later blocks use what earlier ones made
         exec(compile(block, str(README), "exec"), namespace)
     printed = capsys.readouterr().out.splitlines()
-    assert printed[0].startswith("torch.Size([3, 64, 64])") and printed[0].endswith(" gmm")
-    assert printed[1] == "(64, 64) torch.Size([3, 64, 64])"
+    assert printed[0].startswith("torch.Size([3, 32, 32])") and printed[0].endswith(" gmm")
+    assert printed[1] == "(32, 32) torch.Size([3, 32, 32])"
     assert namespace["sim"].shape == (2, 1)
     assert namespace["result"].similarity > namespace["result"].initial_similarity
 

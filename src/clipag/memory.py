@@ -21,7 +21,7 @@ VIEW_COPIES = 24  # image-size tensors one augmented view keeps for backward (me
 CROP_COPIES = 4  # for a resized crop (measured 3), at the image's size
 MODEL_COPIES = 64  # input-size tensors of the guide's activations per image (measured 40-50, ViT-B/32)
 TRAIN_COPIES = 150  # input-size tensors per image of a training micro-batch: clean and attacked passes, the
-# contrastive loss (measured 143: clip-emoji at 64 px, CPU, 32 vs 128 images, peak RSS 1.11 vs 1.78 GB)
+# contrastive loss (measured 143: the first release's clip-emoji, a 64 px ViT, CPU, 32 vs 128 images, peak RSS 1.11 vs 1.78 GB)
 FIXED_COPIES = 6  # the pixels, their gradient, AdamW's two moments, the start and a frame
 SAFETY = 0.8  # plan on this share of what is free
 
