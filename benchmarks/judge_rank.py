@@ -1,9 +1,8 @@
 """Where an independent judge ranks the intended name for generated pictures, among many names.
 
-    make demo && python benchmarks/judge_rank.py outputs/demo outputs/demo/clip-emoji \
-        --name "red apple" --names data/emoji/train-names.txt
+    make demo && python benchmarks/judge_rank.py outputs/demo --name "red apple" --names data/emoji/train-names.txt
 
-For each PNG in the folders: the rank (1 = the judge's first choice) of --name among the base names of
+For each picture in the run folders (found by its settings JSON, as `clipag evaluate` finds them): the rank (1 = the judge's first choice) of --name among the base names of
 --names (skin-tone variants, "NAME: TONE", left out) and the judge's top 5. The numbers that the README
 gives for `make demo` come from this script with the default judge, emoji-judge (never a guide).
 """
@@ -15,31 +14,32 @@ from pathlib import Path
 import torch
 
 from clipag import Guide
-from clipag.io import load_image
+from clipag.evaluate import collect_items, load_images
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("folders", nargs="+", help="folders of generated PNGs")
+    p.add_argument("folders", nargs="+", help="run folders of `clipag generate` (searched recursively)")
     p.add_argument("--name", required=True, help="the name the pictures were generated for")
     p.add_argument("--names", required=True, help="a text file of candidate names, one per line")
-    p.add_argument("--judge", default="emoji-judge")
+    p.add_argument("--judge", default="emoji-judge", help="the independent judge, never a guide (default emoji-judge)")
     args = p.parse_args()
+    if not Path(args.names).is_file():
+        p.error(f"--names {args.names} is not a file; give a text file of names, e.g. data/emoji/train-names.txt")
     names = [n.strip() for n in Path(args.names).read_text().splitlines() if n.strip() and ":" not in n]
     if args.name not in names:
         names.append(args.name)
+    items, _ = collect_items(args.folders)
     judge = Guide.from_pretrained(args.judge, device="cpu")
     text = judge.encode_text(names)  # (N, D)
-    print(f"| picture | rank of {args.name!r} among {len(names)} names | judge's top 5 |\n|---|---:|---|")
-    for folder in args.folders:
-        for png in sorted(Path(folder).glob("*.png")):
-            if png.stem.endswith(("-trajectory", "grid")) or png.stem == "grid":
-                continue
-            with torch.no_grad():
-                scores = (judge.encode_image(load_image(png, judge.image_size[0])) @ text.T)[0]  # (N,)
-            rank = int((scores > scores[names.index(args.name)]).sum()) + 1
-            top = ", ".join(names[i] for i in scores.topk(5).indices.tolist())
-            print(f"| {png} | {rank} | {top} |")
+    with torch.no_grad():
+        scores = judge.encode_image(load_images(items, judge.image_size[0])) @ text.T  # (P, N)
+    wanted = scores[:, names.index(args.name)].unsqueeze(1)  # (P, 1)
+    ranks = (scores > wanted).sum(dim=1) + 1  # (P,)
+    print(f"| picture | guide | rank of {args.name!r} among {len(names)} names | judge's top 5 |\n|---|---|---:|---|")
+    for item, rank, row in zip(items, ranks.tolist(), scores):
+        top = ", ".join(names[i] for i in row.topk(5).indices.tolist())
+        print(f"| {item.image} | {item.model} | {rank} | {top} |")
 
 
 if __name__ == "__main__":
