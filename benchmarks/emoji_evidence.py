@@ -11,9 +11,10 @@
    torchattacks' APGD-CE (clipag.robustness).
 2. Generation: each guide generates every prompt of a seeded sample of held-out (and training) names,
    from the GMM start, from noise, or ("other") from the real picture of another sampled name, which
-   the ascent must turn into its own name; the independent emoji-judge (another architecture, another seed,
-   never a guide) scores the images: R-Precision (top-1 of the generating name among the sample's
-   names) and the mean cosine similarity to the generating name. "init" rows score the starting
+   the ascent must turn into its own name; the independent judges (emoji-judge by default: another
+   size, width and seed, never a guide; --judge names more, each judging the same pictures) score the
+   images: R-Precision (top-1 of the generating name among the sample's names) and the mean cosine
+   similarity to the generating name. "init" rows score the starting
    images alone, before any gradient step.
 Prints Markdown tables, writes results-NAME.json and, per split and init, a grid: one row per prompt,
 clip-emoji's seeds then clipag-emoji's (for the "other" start, after the name's real picture and the start).
@@ -44,7 +45,7 @@ PRESETS = {
     "notebook": {},
     "previous": {"grad_clip": 1.0, "weight_decay": 0.0, "samples_per_class": 8, "keep": "last"},
 }
-JUDGE = "emoji-judge"  # the shipped judge; --judge names another (e.g. local-dir:runs/v2/emoji-judge-ft)
+JUDGE = "emoji-judge"  # the shipped judge; --judge names others (e.g. local-dir:runs/v2/emoji-judge-vit-ft)
 
 
 def main() -> None:
@@ -94,13 +95,14 @@ def parse_args() -> argparse.Namespace:
                    help="real: the judge on the real Twemoji picture of each sampled name, the ceiling of generation")
     p.add_argument("--name", default="all", help="results-NAME.json")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    p.add_argument("--judge", default=JUDGE,
-                   help="the independent judge (never a guide): a registered name or local-dir:PATH")
+    p.add_argument("--judge", nargs="+", default=[JUDGE],
+                   help="the independent judges (never a guide), each a registered name or local-dir:PATH; "
+                        "every picture is judged by each, and the tables have one block per judge")
     p.add_argument("--guides", nargs="+", default=list(GUIDES),
                    help="guide models to compare, vanilla first (default: clip-emoji clipag-emoji)")
     args = p.parse_args()
-    if args.judge in args.guides:
-        p.error(f"--judge {args.judge} is also a guide; the judge must be independent: name another model")
+    for judge in set(args.judge) & set(args.guides):
+        p.error(f"--judge {judge} is also a guide; the judge must be independent: name another model")
     return args
 
 
@@ -110,7 +112,7 @@ def robustness(args) -> dict:
     images, labels, classes = load_labelled_images(Path(args.data) / "heldout.csv", 64, class_column="name")
     config = RobustnessConfig(eps=args.eps, norm="l2", attack_steps=args.attack_steps, attacks=args.attacks)
     rows = {reference: evaluate_robustness(Guide.from_pretrained(reference, device="cpu"), images, labels,
-                                           classes, config) for reference in (*args.guides, args.judge)}
+                                           classes, config) for reference in (*args.guides, *args.judge)}
     return {"images": len(images), "classes": len(classes), "accuracy": rows}
 
 
@@ -158,25 +160,29 @@ def start_of(config: GenerateConfig, init: str, data: Path, split: str, prompts:
 
 
 def real_pictures(args) -> dict:
-    """The judge's R-Precision on the real picture of each sampled name: what a perfect guide would reach."""
-    judge = Guide.from_pretrained(args.judge, device="cpu")
+    """Each judge's R-Precision on the real picture of each sampled name: what a perfect guide would reach."""
     rows = []
-    for split in args.splits:
-        prompts = sample_names(Path(args.data), split, args.names, args.sample_seed)
-        pictures = [load_image(picture_of(Path(args.data), split, name), judge.image_size[0]) for name in prompts]
-        rows.append(judge_row(judge, judge.encode_text(prompts), torch.arange(len(prompts)), split, "-",
-                              "real Twemoji pictures", [p[0] for p in pictures]))
-    return {"rows": rows, "seconds_per_image": {}, "judge": args.judge}
+    for judge_name, judge in load_judges(args.judge).items():
+        for split in args.splits:
+            prompts = sample_names(Path(args.data), split, args.names, args.sample_seed)
+            pictures = [load_image(picture_of(Path(args.data), split, name), judge.image_size[0])[0] for name in prompts]
+            rows.append(judge_row(judge, judge_name, judge.encode_text(prompts), torch.arange(len(prompts)), split,
+                                  "-", "real Twemoji pictures", pictures))
+    return {"rows": rows, "seconds_per_image": {}, "judges": args.judge}
+
+
+def load_judges(references: list[str]) -> dict[str, Guide]:
+    return {reference: Guide.from_pretrained(reference, device="cpu") for reference in references}
 
 
 def generation(args, out: Path) -> dict:
-    judge = Guide.from_pretrained(args.judge, device="cpu")
+    judges = load_judges(args.judge)
     guides = {name: Guide.from_pretrained(name, device="cpu") for name in args.guides}
     gmm = ClassGMM.load(default_gmm("clipag-emoji"))
     rows, paired, timing = [], [], {}
     for split in args.splits:
         prompts = sample_names(Path(args.data), split, args.names, args.sample_seed)
-        prompt_features = judge.encode_text(prompts)  # (P, D)
+        prompt_features = {j: judge.encode_text(prompts) for j, judge in judges.items()}  # each (P, D)
         for init in args.inits:
             config = GenerateConfig(steps=args.steps, init="gmm" if init == "gmm" else "noise",
                                     trajectory_frames=1, optimizer=args.optimizer,
@@ -192,41 +198,43 @@ def generation(args, out: Path) -> dict:
                 timing[name] = (time.perf_counter() - started) / len(results)
                 targets = torch.tensor([i for i in range(len(prompts)) for _ in args.seeds])
                 finals[name] = [r.image for r in results]
-                rows.append(judge_row(judge, prompt_features, targets, split, init, name, finals[name]))
-                if name != args.guides[0]:
-                    paired.append(paired_row(rows, split, init, name, args.guides[0]))
-                if name == args.guides[0] or init == "gmm":  # the start depends on the guide (best of the GMM)
-                    rows.append(judge_row(judge, prompt_features, targets, split, init, f"{name} init",
-                                          [r.frames[0] for r in results]))
+                for j, judge in judges.items():
+                    rows.append(judge_row(judge, j, prompt_features[j], targets, split, init, name, finals[name]))
+                    if name != args.guides[0]:
+                        paired.append(paired_row(rows, j, split, init, name, args.guides[0]))
+                    if name == args.guides[0] or init == "gmm":  # the start depends on the guide (best of the GMM)
+                        rows.append(judge_row(judge, j, prompt_features[j], targets, split, init, f"{name} init",
+                                              [r.frames[0] for r in results]))
             size = finals[args.guides[0]][0].shape[-1]
             leading = ([[load_image(picture_of(Path(args.data), split, p), size)[0],
                          load_image(start_of(config, init, Path(args.data), split, prompts, i).init, size)[0]]
                         for i, p in enumerate(prompts)] if init == "other" else None)
             save_comparison_grid(finals, len(args.seeds), out / f"{split}-{init}.png", leading)
-    return {"rows": rows, "paired": paired, "seconds_per_image": timing, "judge": args.judge}
+    return {"rows": rows, "paired": paired, "seconds_per_image": timing, "judges": args.judge}
 
 
-def judge_row(judge: Guide, prompt_features: torch.Tensor, targets: torch.Tensor, split: str, init: str,
-              guide: str, images: list[torch.Tensor]) -> dict:
+def judge_row(judge: Guide, judge_name: str, prompt_features: torch.Tensor, targets: torch.Tensor, split: str,
+              init: str, guide: str, images: list[torch.Tensor]) -> dict:
     with torch.no_grad():
         features = judge.encode_image(torch.stack(images))  # (N, D)
     recognised = (features @ prompt_features.T).argmax(dim=1) == targets  # (N,)
     similarities = paired_similarity(features, prompt_features[targets])  # (N,)
-    return {"split": split, "init": init, "guide": guide, "images": len(images),
+    return {"judge": judge_name, "split": split, "init": init, "guide": guide, "images": len(images),
             "r_precision": r_precision(features, prompt_features, targets),
             "recognised": recognised.tolist(),
             "similarity": similarities.mean().item(),
             "similarities": similarities.tolist()}
 
 
-def paired_row(rows: list[dict], split: str, init: str, guide: str, baseline: str) -> dict:
-    """How often the judge scores GUIDE's picture above BASELINE's for the same prompt and seed."""
-    runs = {r["guide"]: r for r in rows if r["split"] == split and r["init"] == init}
+def paired_row(rows: list[dict], judge: str, split: str, init: str, guide: str, baseline: str) -> dict:
+    """How often JUDGE scores GUIDE's picture above BASELINE's for the same prompt and seed."""
+    runs = {r["guide"]: r for r in rows if r["judge"] == judge and r["split"] == split and r["init"] == init}
     preference = pairwise_preference(runs[guide]["similarities"], runs[baseline]["similarities"])
     pairs = list(zip(runs[guide]["recognised"], runs[baseline]["recognised"]))
     only_guide = sum(a and not b for a, b in pairs)
     only_baseline = sum(b and not a for a, b in pairs)
-    return {"split": split, "init": init, "guide": guide, "baseline": baseline, "pairs": preference.prompts,
+    return {"judge": judge, "split": split, "init": init, "guide": guide, "baseline": baseline,
+            "pairs": preference.prompts,
             "wins": preference.wins, "low": preference.low, "high": preference.high,
             "recognised_only_guide": only_guide, "recognised_only_baseline": only_baseline,
             "sign_test_p": sign_test(only_guide, only_baseline)}
@@ -253,25 +261,32 @@ def save_comparison_grid(finals: dict[str, list[torch.Tensor]], seeds: int, path
 
 
 def generation_table(result: dict) -> str:
-    lines = [f"\nGenerated images judged by {result['judge']} (R-Precision: top-1 among the split's sampled names):\n",
+    lines = []
+    for judge in result["judges"]:
+        lines += judge_tables([r for r in result["rows"] if r["judge"] == judge],
+                              [r for r in result.get("paired", []) if r["judge"] == judge], judge)
+    if result["seconds_per_image"]:
+        lines.append("\nseconds per image: " + ", ".join(f"{k} {v:.1f}" for k, v in result["seconds_per_image"].items()))
+    return "\n".join(lines)
+
+
+def judge_tables(rows: list[dict], paired: list[dict], judge: str) -> list[str]:
+    lines = [f"\nGenerated images judged by {judge} (R-Precision: top-1 among the split's sampled names):\n",
              "| split | init | guide | images | R-Precision | judge similarity |", "|---|---|---|---:|---:|---:|"]
-    for r in result["rows"]:
+    for r in rows:
         lines.append(f"| {r['split']} | {r['init']} | {r['guide']} | {r['images']} | "
                      f"{100 * r['r_precision']:.1f}% | {r['similarity']:.3f} |")
-    if result.get("paired"):
-        lines += ["\nPaired by prompt and seed: how often the judge scores the guide's picture above the baseline's "
-                  "(95% Wilson interval), and the pairs where the judge recognised only one of the two pictures "
+    if paired:
+        lines += [f"\nPaired by prompt and seed: how often {judge} scores the guide's picture above the baseline's "
+                  "(95% Wilson interval), and the pairs where it recognised only one of the two pictures "
                   "(exact sign test):\n",
                   "| split | init | guide | baseline | pairs | guide higher | only guide's | only baseline's | p |",
                   "|---|---|---|---|---:|---:|---:|---:|---:|"]
         lines += [f"| {r['split']} | {r['init']} | {r['guide']} | {r['baseline']} | {r['pairs']} | "
                   f"{100 * r['wins']:.0f}% [{100 * r['low']:.0f}, {100 * r['high']:.0f}] | "
                   f"{r['recognised_only_guide']} | {r['recognised_only_baseline']} | {r['sign_test_p']:.2f} |"
-                  for r in result["paired"]]
-    if result["seconds_per_image"]:
-        lines.append("\nseconds per image: " + ", ".join(f"{k} {v:.1f}" for k, v in result["seconds_per_image"].items()))
-    return "\n".join(lines)
-
+                  for r in paired]
+    return lines
 
 if __name__ == "__main__":
     main()
