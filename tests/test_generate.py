@@ -2,6 +2,7 @@ import json
 
 import pytest
 import torch
+from PIL import Image
 
 from clipag.augment import GuidanceViews, ViewConfig
 from clipag.errors import ClipagError
@@ -92,6 +93,17 @@ def test_outputs_settings_grid_and_trajectory_are_written(tiny_guide, tmp_path):
     assert settings["settings"]["steps"] == 4 and settings["settings"]["lr"] == 0.0175
     assert settings["versions"]["torch"] and settings["seconds"] > 0
     assert len(settings["similarity_history"]) == 4 and "similarity" in settings
+
+
+def test_small_pictures_are_saved_exact_and_shown_enlarged(tiny_guide, tmp_path):
+    config = quick(steps=2, trajectory_frames=2)
+    generate_to_folder(tiny_guide, ["a red apple"], [0, 1], tmp_path, config, progress=False)
+    side = tiny_guide.image_size[0]
+    assert side < 128 and Image.open(tmp_path / "a-red-apple-seed0.png").size == (side, side)  # the data, as made
+    scale = -(-128 // side)
+    assert Image.open(tmp_path / "grid.png").size[0] >= 2 * side * scale  # two seeds, enlarged for a person
+    strip, gif = Image.open(tmp_path / "a-red-apple-seed0-trajectory.png"), Image.open(tmp_path / "a-red-apple-seed0.gif")
+    assert strip.size[1] >= side * scale and gif.size == (side * scale, side * scale)
 
 
 @pytest.mark.parametrize("config, message", [

@@ -29,7 +29,7 @@ from .registry import default_gmm, missing_gmm_message
 from .guide import Guide
 from .memory import plan_views
 from .prompts import full_prompt
-from .io import (earlier_result, environment, image_grid, load_image, save_png, save_result,
+from .io import (DISPLAY_SIDE, earlier_result, environment, image_grid, load_image, save_png, save_result,
                  save_trajectory, unique_stems)
 
 
@@ -314,7 +314,7 @@ def generate_to_folder(guide: Guide, prompts: Sequence[str], seeds: Sequence[int
         records.append(write_generation(result, stem, config, guide, model))
         images.append(result.image)
     if len(images) > 1:
-        save_png(image_grid(images, columns=len(seeds)), out_dir / "grid.png")
+        save_png(image_grid(images, columns=len(seeds), min_side=DISPLAY_SIDE), out_dir / "grid.png")
     return records
 
 

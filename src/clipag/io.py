@@ -56,8 +56,23 @@ def earlier_result(stem: str | os.PathLike, identity: dict, overwrite: bool = Fa
                       f"pass --overwrite to replace it, or choose another --out")
 
 
-def image_grid(images: Sequence[torch.Tensor], columns: int, pad: int = 2) -> torch.Tensor:
-    """Equal-size (3, H, W) images -> one (3, H', W') grid on a white background, row by row."""
+DISPLAY_SIDE = 128  # pictures meant for a person (grids, trajectories, GIFs) show tiles at least this wide
+
+
+def enlarged(images: Sequence[torch.Tensor], min_side: int) -> list[torch.Tensor]:
+    """(3, H, W) images narrower than `min_side` enlarged by a whole factor, nearest-neighbour, so that a
+    32 px picture shows its pixels on a screen instead of a speck; wider ones are returned as they are."""
+    scale = max(1, -(-min_side // images[0].shape[-1]))  # ceil
+    if scale == 1:
+        return list(images)
+    return [torch.nn.functional.interpolate(i[None].detach().float(), scale_factor=scale, mode="nearest")[0]
+            for i in images]
+
+
+def image_grid(images: Sequence[torch.Tensor], columns: int, pad: int = 2, min_side: int = 0) -> torch.Tensor:
+    """Equal-size (3, H, W) images -> one (3, H', W') grid on a white background, row by row (tiles narrower
+    than `min_side` enlarged, see `enlarged`)."""
+    images = enlarged(images, min_side)
     h, w = images[0].shape[-2:]
     rows = (len(images) + columns - 1) // columns
     grid = torch.ones(3, rows * (h + pad) + pad, columns * (w + pad) + pad)
@@ -72,20 +87,18 @@ def titled_grid(images: Sequence[torch.Tensor], columns: int, titles: Sequence[s
     """image_grid with a title over each column (each title up to two lines, split at its first space).
     Tiles narrower than `min_side` are enlarged, nearest-neighbour, so that the titles fit over them."""
     from PIL import ImageDraw
-    h, w = images[0].shape[-2:]
-    scale = max(1, -(-min_side // w))  # ceil
-    if scale > 1:
-        images = [torch.nn.functional.interpolate(i[None].float(), scale_factor=scale, mode="nearest")[0] for i in images]
+    images = enlarged(images, min_side)
+    w = images[0].shape[-1]
     grid = to_pil(image_grid(images, columns, pad))
     header = 28
     sheet = Image.new("RGB", (grid.width, grid.height + header), "white")
     sheet.paste(grid, (0, header))
     draw = ImageDraw.Draw(sheet)
-    chars = max(4, (w * scale) // 6)  # the default bitmap font is about 6 px a character
+    chars = max(4, w // 6)  # the default bitmap font is about 6 px a character
     for c, title in enumerate(titles[:columns]):
         first, _, rest = title.partition(" ")
         for line, text in enumerate((first, rest) if rest else (first,)):
-            draw.text((pad + c * (w * scale + pad) + 2, 2 + 12 * line), text[:chars], fill="black")
+            draw.text((pad + c * (w + pad) + 2, 2 + 12 * line), text[:chars], fill="black")
     return torch.from_numpy(np.asarray(sheet, dtype=np.float32) / 255).permute(2, 0, 1)
 
 
@@ -97,9 +110,11 @@ def save_gif(frames: Sequence[torch.Tensor], path: str | os.PathLike, frame_ms: 
 
 
 def save_trajectory(frames: Sequence[torch.Tensor], stem: str | os.PathLike) -> dict[str, str]:
-    """A run's frames as STEM-trajectory.png (a strip) and STEM.gif; returns both paths for its record."""
+    """A run's frames as STEM-trajectory.png (a strip) and STEM.gif, for a person to look at (tiles at
+    least DISPLAY_SIDE wide); returns both paths for its record."""
     paths = {"trajectory": f"{stem}-trajectory.png", "gif": f"{stem}.gif"}
-    save_png(image_grid(list(frames), columns=len(frames)), paths["trajectory"])
+    frames = enlarged(list(frames), DISPLAY_SIDE)
+    save_png(image_grid(frames, columns=len(frames)), paths["trajectory"])
     save_gif(frames, paths["gif"])
     return paths
 
