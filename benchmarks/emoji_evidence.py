@@ -86,6 +86,8 @@ def parse_args() -> argparse.Namespace:
                    help="notebook: GenerateConfig's defaults (the official notebook's, since issue 13); "
                         "previous: clipag's defaults before issue 13 (kornia views, unaugmented crops, "
                         "clip 1.0, no weight decay, 8 candidates per class, the last image)")
+    p.add_argument("--size", type=int, default=None,
+                   help="side of the generated pictures in pixels (default: the guide's input size, 32 px)")
     p.add_argument("--views", type=int, default=16)
     p.add_argument("--crops", type=int, default=16)
     p.add_argument("--eps", type=float, nargs="+", default=[0.43, 1.0], help="L2 radii of the robustness attack")
@@ -185,7 +187,7 @@ def generation(args, out: Path) -> dict:
         prompt_features = {j: judge.encode_text(prompts) for j, judge in judges.items()}  # each (P, D)
         for init in args.inits:
             config = GenerateConfig(steps=args.steps, init="gmm" if init == "gmm" else "noise",
-                                    trajectory_frames=1, optimizer=args.optimizer,
+                                    trajectory_frames=1, optimizer=args.optimizer, size=args.size,
                                     views=ViewConfig(views=args.views, crops=args.crops,
                                                      augment="kornia" if args.preset == "previous" else "diffaugment"),
                                     **PRESETS[args.preset], **({"lr": args.lr} if args.lr else {}))
