@@ -1,6 +1,6 @@
 """Where an independent judge ranks the intended name for generated pictures, among many names.
 
-    make demo && python benchmarks/judge_rank.py outputs/demo --name "red apple" --names data/emoji/train-names.txt
+    make demo && python benchmarks/judge_rank.py outputs/demo --name "red apple" --names data/emoji/train.csv
 
 For each picture in the run folders (found by its settings JSON, as `clipag evaluate` finds them): the rank (1 = the judge's first choice) of --name among the base names of
 --names (skin-tone variants, "NAME: TONE", left out) and the judge's top 5. The numbers that the README
@@ -9,6 +9,7 @@ gives for `make demo` come from this script with the default judge, emoji-judge 
 from __future__ import annotations
 
 import argparse
+import csv
 from pathlib import Path
 
 import torch
@@ -21,12 +22,13 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("folders", nargs="+", help="run folders of `clipag generate` (searched recursively)")
     p.add_argument("--name", required=True, help="the name the pictures were generated for")
-    p.add_argument("--names", required=True, help="a text file of candidate names, one per line")
+    p.add_argument("--names", required=True, help="the candidate names: a CSV with a name column (e.g. "
+                                                  "data/emoji/train.csv, from `clipag data emoji`) or a text file, one per line")
     p.add_argument("--judge", default="emoji-judge", help="the independent judge, never a guide (default emoji-judge)")
     args = p.parse_args()
     if not Path(args.names).is_file():
-        p.error(f"--names {args.names} is not a file; give a text file of names, e.g. data/emoji/train-names.txt")
-    names = [n.strip() for n in Path(args.names).read_text().splitlines() if n.strip() and ":" not in n]
+        p.error(f"--names {args.names} is not a file; give the corpus CSV (e.g. data/emoji/train.csv) or a text file of names")
+    names = [n for n in read_names(Path(args.names)) if ":" not in n]
     if args.name not in names:
         names.append(args.name)
     items, _ = collect_items(args.folders)
@@ -40,6 +42,16 @@ def main() -> None:
     for item, rank, row in zip(items, ranks.tolist(), scores):
         top = ", ".join(names[i] for i in row.topk(5).indices.tolist())
         print(f"| {item.image} | {item.model} | {rank} | {top} |")
+
+
+def read_names(path: Path) -> list[str]:
+    """Distinct names, in first-seen order: a CSV's name column, or a text file's lines."""
+    if path.suffix == ".csv":
+        with open(path, newline="") as f:
+            lines = [row["name"] for row in csv.DictReader(f)]
+    else:
+        lines = path.read_text().splitlines()
+    return list(dict.fromkeys(n.strip() for n in lines if n.strip()))
 
 
 if __name__ == "__main__":
