@@ -14,8 +14,8 @@
    the ascent must turn into its own name; the independent judges (emoji-judge by default: another
    size, width and seed, never a guide; --judge names more, each judging the same pictures) score the
    images: R-Precision (top-1 of the generating name among the sample's names) and the mean cosine
-   similarity to the generating name. "init" rows score the starting
-   images alone, before any gradient step.
+   similarity to the generating name. "init" rows score the starting images alone, before any gradient
+   step.
 Prints Markdown tables, writes results-NAME.json and, per split and init, a grid: one row per prompt,
 clip-emoji's seeds then clipag-emoji's (for the "other" start, after the name's real picture and the start).
 """
@@ -34,6 +34,7 @@ import torch
 
 from clipag import GenerateConfig, Guide, ViewConfig, generate
 from clipag.aesthetic import pairwise_preference
+from clipag.cli.args import positive_int
 from clipag.gmm import ClassGMM
 from clipag.io import environment, image_grid, load_image, save_json, save_png
 from clipag.metrics import paired_similarity, r_precision
@@ -86,7 +87,7 @@ def parse_args() -> argparse.Namespace:
                    help="notebook: GenerateConfig's defaults (the official notebook's, since issue 13); "
                         "previous: clipag's defaults before issue 13 (kornia views, unaugmented crops, "
                         "clip 1.0, no weight decay, 8 candidates per class, the last image)")
-    p.add_argument("--size", type=int, default=None,
+    p.add_argument("--size", type=positive_int, default=None,
                    help="side of the generated pictures in pixels (default: the guide's input size, 32 px)")
     p.add_argument("--views", type=int, default=16)
     p.add_argument("--crops", type=int, default=16)
@@ -289,6 +290,7 @@ def judge_tables(rows: list[dict], paired: list[dict], judge: str) -> list[str]:
                   f"{r['recognised_only_guide']} | {r['recognised_only_baseline']} | {r['sign_test_p']:.2f} |"
                   for r in paired]
     return lines
+
 
 if __name__ == "__main__":
     main()

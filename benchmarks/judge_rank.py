@@ -9,13 +9,15 @@ gives for `make demo` come from this script with the default judge, emoji-judge 
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
 
 import torch
 
 from clipag import Guide
+from clipag.errors import ClipagError
 from clipag.evaluate import collect_items, load_images
+from clipag.io import read_csv
+from clipag.pag import read_names as read_name_lines
 
 
 def main() -> None:
@@ -28,7 +30,10 @@ def main() -> None:
     args = p.parse_args()
     if not Path(args.names).is_file():
         p.error(f"--names {args.names} is not a file; give the corpus CSV (e.g. data/emoji/train.csv) or a text file of names")
-    names = [n for n in read_names(Path(args.names)) if ":" not in n]
+    try:
+        names = [n for n in read_names(Path(args.names)) if ":" not in n]
+    except ClipagError as err:
+        p.error(str(err))
     if args.name not in names:
         names.append(args.name)
     items, _ = collect_items(args.folders)
@@ -40,17 +45,13 @@ def main() -> None:
     ranks = (scores > wanted).sum(dim=1) + 1  # (P,)
     print(f"| picture | guide | rank of {args.name!r} among {len(names)} names | judge's top 5 |\n|---|---|---:|---|")
     for item, rank, row in zip(items, ranks.tolist(), scores):
-        top = ", ".join(names[i] for i in row.topk(5).indices.tolist())
+        top = ", ".join(names[i] for i in row.topk(min(5, len(names))).indices.tolist())
         print(f"| {item.image} | {item.model} | {rank} | {top} |")
 
 
 def read_names(path: Path) -> list[str]:
     """Distinct names, in first-seen order: a CSV's name column, or a text file's lines."""
-    if path.suffix == ".csv":
-        with open(path, newline="") as f:
-            lines = [row["name"] for row in csv.DictReader(f)]
-    else:
-        lines = path.read_text().splitlines()
+    lines = [row["name"] for row in read_csv(path, ("name",))] if path.suffix == ".csv" else read_name_lines(path)
     return list(dict.fromkeys(n.strip() for n in lines if n.strip()))
 
 
