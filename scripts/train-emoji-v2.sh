@@ -10,8 +10,10 @@ set -euo pipefail
 CLIPAG=${CLIPAG:-clipag}
 # The shipped chain (clip-emoji, emoji-judge, clipag-emoji = the eps 4.0 stage). The other v2 recipes (the
 # eps 8.0 stage, which collapsed; the ViT judge; a from-scratch judge; the 64 px ViT; the pilots) run on
-# their own with `clipag train --config RECIPE`.
+# their own with `clipag train --config RECIPE`. CHAIN=w64 runs the wider image tower's chain instead
+# (issue 14's capacity trial; its start is made by the recipe's `_start` command).
 ORDER=(clip-emoji-r32 emoji-judge-ft clipag-emoji-r32-eps0.5 clipag-emoji-r32-eps1.0 clipag-emoji-r32-eps2.0 clipag-emoji-r32-eps4.0)
+[ "${CHAIN:-}" = w64 ] && ORDER=(clip-emoji-r32 clip-emoji-r32w64)
 for name in "${ORDER[@]}"; do
     [ -n "${ONLY:-}" ] && [ "$ONLY" != "$name" ] && continue
     recipe=recipes/emoji/v2/$name.json
@@ -21,6 +23,9 @@ for name in "${ORDER[@]}"; do
         mkdir -p "$out" && cp "$kept"/* "$out"/ && echo "$name: restored from $kept"
     fi
     if [ -f "$out/open_clip_model.safetensors" ]; then echo "$name: done ($out)"; continue; fi
+    start=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1])).get('_start', ''))" "$recipe")
+    folder=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['model'].removeprefix('local-dir:'))" "$recipe")
+    if [ -n "$start" ] && [ ! -d "$folder" ]; then echo "$name: making its start ($start)"; $start; fi
     echo "$name: training ($out)"
     $CLIPAG train --config "$recipe" --resume latest --quiet "$@"
 done

@@ -44,7 +44,9 @@ def test_emoji_recipes_parse_and_name_registered_architectures(recipe):
     assert config.data == ["data/emoji/train.csv"] and config.cache_images
     if config.model.startswith("local-dir:"):  # a stage: it starts from another recipe's run
         outs = {json.loads(r.read_text())["out"] for r in EMOJI_RECIPES}
-        assert config.model.removeprefix("local-dir:") in outs
+        start = json.loads(recipe.read_text()).get("_start", "")  # or a folder that a named script makes
+        folder = config.model.removeprefix("local-dir:")
+        assert folder in outs or (start.startswith("python scripts/") and start.endswith(f" {folder} --seed 0"))
     else:
         assert config.model.split(":")[0] in ("emoji-vit-64", "emoji-resnet-64", "emoji-resnet-32", "emoji-vit-32")
     if config.objective == "clipag":
@@ -81,3 +83,20 @@ def test_robustvlm_recipes_are_its_readme_commands(recipe):
     assert attack.eps == int(recipe.stem[len(config.objective)]) and attack.alpha == 1 / 255
     arch, tag = config.model.split(":")
     assert open_clip.get_pretrained_cfg(arch, tag), config.model
+
+
+def test_graft_keeps_the_donor_text_tower_and_starts_a_new_image_tower(tmp_path):
+    import runpy
+
+    import torch
+
+    from clipag.loading import load_model
+    graft = runpy.run_path(str(Path(__file__).parent.parent / "scripts" / "graft-text-tower.py"))["graft"]
+    torch.manual_seed(1)
+    donor = load_model("emoji-resnet-32:random").model
+    torch.save(donor.state_dict(), tmp_path / "donor.pt")
+    graft("emoji-resnet-32-w64", f"emoji-resnet-32:{tmp_path / 'donor.pt'}", str(tmp_path / "start"))
+    start = load_model(f"local-dir:{tmp_path / 'start'}").model
+    tokens = torch.randint(0, 1000, (2, 32))
+    torch.testing.assert_close(start.encode_text(tokens), donor.encode_text(tokens), atol=0, rtol=0)
+    assert start.visual.conv1.weight.shape[0] == 2 * donor.visual.conv1.weight.shape[0]  # the wider tower
