@@ -13,7 +13,7 @@ CLIPAG=${CLIPAG:-clipag}
 # their own with `clipag train --config RECIPE`. CHAIN=w64 runs the wider image tower's chain instead
 # (issue 14's capacity trial; its start is made by the recipe's `_start` command).
 ORDER=(clip-emoji-r32 emoji-judge-ft clipag-emoji-r32-eps0.5 clipag-emoji-r32-eps1.0 clipag-emoji-r32-eps2.0 clipag-emoji-r32-eps4.0)
-[ "${CHAIN:-}" = w64 ] && ORDER=(clip-emoji-r32 clip-emoji-r32w64 clipag-emoji-r32w64-eps1.0)
+[ "${CHAIN:-}" = w64 ] && ORDER=(clip-emoji-r32 clip-emoji-r32w64 clipag-emoji-r32w64-eps1.0 clipag-emoji-r32w64-eps2.0 clipag-emoji-r32w64-eps4.0 clipag-emoji-r32w64-eps8.0)
 for name in "${ORDER[@]}"; do
     [ -n "${ONLY:-}" ] && [ "$ONLY" != "$name" ] && continue
     recipe=recipes/emoji/v2/$name.json
