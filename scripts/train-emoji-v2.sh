@@ -17,14 +17,14 @@ ORDER=(clip-emoji-r32 emoji-judge-ft clipag-emoji-r32-eps0.5 clipag-emoji-r32-ep
 for name in "${ORDER[@]}"; do
     [ -n "${ONLY:-}" ] && [ "$ONLY" != "$name" ] && continue
     recipe=recipes/emoji/v2/$name.json
-    out=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['out'])" "$recipe")
+    # the run folder, the start's folder, and the command that makes the start (empty: another run's out)
+    IFS=$'\t' read -r out folder start < <(python3 -c "import json,sys; r=json.load(open(sys.argv[1]));
+print(r['out'], r['model'].removeprefix('local-dir:'), r.get('_start', ''), sep='\t')" "$recipe")
     kept=docs/models/runs/v2/$name
     if [ ! -f "$out/open_clip_model.safetensors" ] && [ -f "$kept/open_clip_model.safetensors" ]; then
         mkdir -p "$out" && cp "$kept"/* "$out"/ && echo "$name: restored from $kept"
     fi
     if [ -f "$out/open_clip_model.safetensors" ]; then echo "$name: done ($out)"; continue; fi
-    start=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1])).get('_start', ''))" "$recipe")
-    folder=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['model'].removeprefix('local-dir:'))" "$recipe")
     if [ -n "$start" ] && [ ! -d "$folder" ]; then echo "$name: making its start ($start)"; $start; fi
     echo "$name: training ($out)"
     $CLIPAG train --config "$recipe" --resume latest --quiet "$@"
