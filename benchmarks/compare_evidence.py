@@ -5,7 +5,7 @@
 
 The two runs must share names, seeds and starts (only a setting such as --preset differs). For each
 (split, start, guide) row in both, prints how often the judge scores run A's picture above run B's for
-the same prompt and seed, with the interval of clipag.aesthetic.pairwise_preference, and both
+the same prompt and seed, with the interval of clipag.measure.aesthetic.pairwise_preference, and both
 R-Precisions. A Markdown table on stdout.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
-from clipag.aesthetic import pairwise_preference
+from clipag.measure.aesthetic import pairwise_preference
 
 
 def load_rows(path: Path) -> dict[tuple[str, str, str], dict]:

@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 
 from clipag import Guide
-from clipag.aesthetic import pairwise_preference
-from clipag.draw import DrawConfig, draw
+from clipag.measure.aesthetic import pairwise_preference
+from clipag.tools.draw import DrawConfig, draw
 from clipag.io import environment, save_json
 from emoji_evidence import GUIDES, JUDGE, judge_row, sample_names, save_comparison_grid
 

@@ -8,7 +8,7 @@
 
 1. Robustness: zero-shot accuracy of clip-emoji, clipag-emoji and emoji-judge on the held-out emoji
    (each image among all held-out names), clean and under L2 attacks: the project's PGD and
-   torchattacks' APGD-CE (clipag.robustness).
+   torchattacks' APGD-CE (clipag.measure.robustness).
 2. Generation: each guide generates every prompt of a seeded sample of held-out (and training) names,
    from the GMM start, from noise, or ("other") from the real picture of another sampled name, which
    the ascent must turn into its own name; the independent judges (emoji-judge by default: another
@@ -33,13 +33,13 @@ from pathlib import Path
 import torch
 
 from clipag import GenerateConfig, Guide, ViewConfig, generate
-from clipag.aesthetic import pairwise_preference
+from clipag.measure.aesthetic import pairwise_preference
 from clipag.cli.args import positive_int
-from clipag.gmm import ClassGMM
+from clipag.generation.gmm import ClassGMM
 from clipag.io import environment, image_grid, load_image, save_json, save_png
-from clipag.metrics import paired_similarity, r_precision
-from clipag.registry import default_gmm
-from clipag.robustness import RobustnessConfig, evaluate_robustness, load_labelled_images
+from clipag.measure.metrics import paired_similarity, r_precision
+from clipag.models.registry import default_gmm
+from clipag.measure.robustness import RobustnessConfig, evaluate_robustness, load_labelled_images
 
 GUIDES = ("clip-emoji", "clipag-emoji")
 PRESETS = {

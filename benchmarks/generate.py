@@ -11,9 +11,9 @@ Run from the repository root (no network needed for `:random` models):
 For every model x precision x augment it prints one row:
 
 
-  s/step     median seconds of one full `clipag.generate.guidance_step` (views and crops, the model's
+  s/step     median seconds of one full `clipag.generation.generate.guidance_step` (views and crops, the model's
              forward and backward, gradient clipping, AdamW, dynamic thresholding), set up exactly as
-             `clipag.generate.generate` sets it up;
+             `clipag.generation.generate.generate` sets it up;
   model s    median seconds of the model part alone: `Guide.encode_image` on a ready-made batch of the
              same shape, then `torch.autograd.grad` to that batch;
   outside    1 - model s / s/step: the share of a step spent in augmentation, optimiser and thresholding;
@@ -29,7 +29,7 @@ largest entry, and cosine), --steps rounds after one warm-up, the paths taking t
 "best img/s" (the fastest round) is the steadier number when the machine is busy.
 The paths: fp32, bf16 autocast and bf16 weights with torch's own nn.MultiheadAttention, frozen
 (requires_grad=False, as a guide keeps them) or not; and fp32 / bf16 autocast with the attention the
-Guide uses (clipag.guide.ContiguousSelfAttention), which avoids torch's slow path for frozen weights.
+Guide uses (clipag.models.guide.ContiguousSelfAttention), which avoids torch's slow path for frozen weights.
 """
 from __future__ import annotations
 
@@ -44,9 +44,9 @@ import warnings
 import torch
 import torch.nn.functional as F
 
-from clipag.augment import AUGMENT_CHOICES, GuidanceViews, ViewConfig
-from clipag.generate import GenerateConfig, guidance_step, make_optimizer
-from clipag.guide import ContiguousSelfAttention, Guide, resolve_device
+from clipag.generation.views import AUGMENT_CHOICES, GuidanceViews, ViewConfig
+from clipag.generation.generate import GenerateConfig, guidance_step, make_optimizer
+from clipag.models.guide import ContiguousSelfAttention, Guide, resolve_device
 
 PROMPT = "a photo of a red apple"
 
@@ -118,7 +118,7 @@ def bench_step(reference: str, precision: str, augment: str, args) -> list[str]:
     text_features = guide.encode_text([PROMPT])[0]  # (D,)
     torch.manual_seed(0)
 
-    # The full step, set up as clipag.generate.generate does.
+    # The full step, set up as clipag.generation.generate.generate does.
     size = guide.image_size[0]
     pixels = torch.rand(1, 3, size, size, device=guide.device).requires_grad_(True)
     optimizer = make_optimizer(pixels, config)

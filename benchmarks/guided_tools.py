@@ -16,11 +16,11 @@ import time
 import torch
 
 from clipag import Guide
-from clipag.draw import DrawConfig, draw
-from clipag.raster import Strokes, render
-from clipag.style import StyleConfig, default_vgg_weights, style
-from clipag.vqgan import VQGANCLIPConfig, vqgan_clip
-from clipag.vqgan_model import VQGAN, VQGANConfig
+from clipag.tools.draw import DrawConfig, draw
+from clipag.tools.raster import Strokes, render
+from clipag.tools.style import StyleConfig, default_vgg_weights, style
+from clipag.tools.vqgan import VQGANCLIPConfig, vqgan_clip
+from clipag.tools.vqgan_model import VQGAN, VQGANConfig
 
 
 def per_step(run, steps: int) -> float:

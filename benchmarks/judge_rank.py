@@ -15,9 +15,9 @@ import torch
 
 from clipag import Guide
 from clipag.errors import ClipagError
-from clipag.evaluate import collect_items, load_images
+from clipag.measure.evaluate import collect_items, load_images
 from clipag.io import read_csv
-from clipag.pag import read_names as read_name_lines
+from clipag.measure.pag import read_names as read_name_lines
 
 
 def main() -> None:

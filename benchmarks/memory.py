@@ -1,10 +1,10 @@
-"""Peak memory of one generation step, per view and per crop, against clipag.memory's estimate.
+"""Peak memory of one generation step, per view and per crop, against clipag.models.memory's estimate.
 
     python benchmarks/memory.py                      # clipag-emoji at 512 and 1024 px
     python benchmarks/memory.py --model ViT-B-32:random --sizes 224
 
 Each case runs in its own process (peak RSS is per process) and prints a table row: the measured MB
-that one view or crop adds, and the estimate `clipag.memory.plan_views` plans with.
+that one view or crop adds, and the estimate `clipag.models.memory.plan_views` plans with.
 """
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ import sys
 
 def one_step(model: str, size: int, views: int, crops: int) -> None:
     import torch
-    from clipag.augment import GuidanceViews
-    from clipag.generate import GenerateConfig, guidance_step, make_optimizer
-    from clipag.augment import ViewConfig
-    from clipag.guide import Guide
+    from clipag.generation.views import GuidanceViews
+    from clipag.generation.generate import GenerateConfig, guidance_step, make_optimizer
+    from clipag.generation.views import ViewConfig
+    from clipag.models.guide import Guide
     torch.set_num_threads(1)
     guide = Guide.from_pretrained(model, device="cpu")
     text = guide.encode_text(["a red apple"])[0]
@@ -33,7 +33,7 @@ def one_step(model: str, size: int, views: int, crops: int) -> None:
 
 def estimate_mb(size: int, views: int, crops: int, input_size: int) -> float:
     import torch
-    from clipag.memory import plan_views
+    from clipag.models.memory import plan_views
     plan = plan_views(size, views, crops, (input_size, input_size), torch.device("cpu"), available=2**50)
     return plan.per_item_bytes / 2**20
 
@@ -48,7 +48,7 @@ def main() -> None:
     if args.one_step:
         model, *numbers = args.one_step
         return one_step(model, *map(int, numbers))
-    from clipag.guide import Guide
+    from clipag.models.guide import Guide
     input_size = Guide.from_pretrained(args.model, device="cpu").image_size[0]
     print(f"| model | size | kind | measured MB per item | estimated MB per item | ratio |")
     print("|---|---:|---|---:|---:|---:|")

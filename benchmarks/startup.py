@@ -15,7 +15,8 @@ import time
 
 from clipag.cli.main import COMMANDS
 
-FULL_IMPORT = "import clipag.generate, clipag.draw, clipag.vqgan, clipag.style, clipag.training.loop, clipag.pag"
+FULL_IMPORT = ("import clipag.generation.generate, clipag.tools.draw, clipag.tools.vqgan, clipag.tools.style, "
+               "clipag.training.loop, clipag.measure.pag")
 
 
 def seconds(argv: list[str], repeats: int) -> float:

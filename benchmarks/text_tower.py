@@ -82,7 +82,7 @@ def main() -> None:
 
 
 def bridge_table(guide, towers: dict, data: Path, epochs: int) -> None:
-    from clipag.robustness import load_labelled_images
+    from clipag.measure.robustness import load_labelled_images
     torch.manual_seed(0)
     sets = {}
     for split in ("train", "heldout"):
@@ -135,7 +135,7 @@ def encode_all(guide, images: torch.Tensor, batch: int = 256) -> torch.Tensor:
 def lit_table(towers: dict, data: Path, epochs: int) -> None:
     """Per text tower: clip-emoji's image tower and a fresh linear map train together, text frozen."""
     from clipag import Guide
-    from clipag.robustness import load_labelled_images
+    from clipag.measure.robustness import load_labelled_images
     train = load_labelled_images(data / "train.csv", 64, class_column="name")
     heldout = load_labelled_images(data / "heldout.csv", 64, class_column="name")
     print(f"\nLiT-style probe, {epochs} epochs of image tower + linear map per text tower (start: clip-emoji's "

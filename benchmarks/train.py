@@ -37,8 +37,8 @@ import warnings
 import torch
 
 from clipag.attack import AttackConfig, _project, _random_start
-from clipag.guide import resolve_device
-from clipag.loading import load_model
+from clipag.models.guide import resolve_device
+from clipag.models.loading import load_model
 from clipag.training import loop
 from clipag.training.config import TrainConfig
 from clipag.training.distributed import World

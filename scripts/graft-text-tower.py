@@ -12,8 +12,8 @@ import argparse
 
 import torch
 
-from clipag.hub import cpu_state_dict, folder_config, write_model_folder
-from clipag.loading import load_model
+from clipag.models.hub import cpu_state_dict, folder_config, write_model_folder
+from clipag.models.loading import load_model
 
 
 def graft(arch: str, donor: str, out: str, seed: int = 0) -> None:

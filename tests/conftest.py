@@ -6,8 +6,8 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 import pytest
 import torch
 
-from clipag.guide import Guide
-from clipag.loading import load_model
+from clipag.models.guide import Guide
+from clipag.models.loading import load_model
 
 TINY = "clipag-tiny"
 
@@ -57,7 +57,7 @@ TINY_YAML = """model:
 def tiny_vqgan_files(tmp_path):
     """A random taming-layout VQGAN (16 codes, f4) saved as a .yaml and a Lightning-style .ckpt."""
     (tmp_path / "vq.yaml").write_text(TINY_YAML)
-    from clipag.vqgan_model import VQGAN, VQGANConfig
+    from clipag.tools.vqgan_model import VQGAN, VQGANConfig
     torch.manual_seed(0)
     model = VQGAN(VQGANConfig.from_yaml(tmp_path / "vq.yaml"))
     state = {**model.state_dict(), "loss.discriminator.main.0.weight": torch.zeros(1)}  # training-only keys

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from clipag.aesthetic import AestheticMLP, AestheticScorer, pairwise_preference
+from clipag.measure.aesthetic import AestheticMLP, AestheticScorer, pairwise_preference
 from clipag.errors import ClipagError
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "reference" / "sac+logos+ava1-l14-linearMSE.pth"

@@ -3,9 +3,9 @@ installed: `make install` puts it in the dev environment), and it attacks."""
 import pytest
 import torch
 
-from clipag.apgd import apgd
-from clipag.metrics import zero_shot_classifier
-from clipag.robustness import ZeroShotClassifier
+from clipag.measure.apgd import apgd
+from clipag.measure.metrics import zero_shot_classifier
+from clipag.measure.robustness import ZeroShotClassifier
 
 CLASSES = ["a red square", "a green circle", "a blue triangle", "a yellow star"]
 

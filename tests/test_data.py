@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from clipag.data import build_dataset, collate, count_samples, is_streaming, parse_source
+from clipag.data.pairs import build_dataset, collate, count_samples, is_streaming, parse_source
 from clipag.errors import ClipagError
 
 S = 8
@@ -318,15 +318,15 @@ def test_bad_fraction_in_build_dataset(csv_source):
 def test_image_cache_decodes_once_and_returns_the_same_items(tmp_path, monkeypatch):
     from PIL import Image
 
-    from clipag import data
-    from clipag.data import ImageCache, build_dataset
+    from clipag.data import pairs
+    from clipag.data.pairs import ImageCache, build_dataset
     Image.new("RGB", (8, 8), (10, 200, 30)).save(tmp_path / "a.png")
     (tmp_path / "d.csv").write_text("filepath,title\na.png,green\na.png,a green square\n")
     dataset = build_dataset(str(tmp_path / "d.csv"), 8)
     cached = ImageCache(dataset)
     calls = []
-    original = data._image
-    monkeypatch.setattr(data, "_image", lambda *a: calls.append(a) or original(*a))
+    original = pairs._image
+    monkeypatch.setattr(pairs, "_image", lambda *a: calls.append(a) or original(*a))
     first = [cached[i] for i in range(2)]
     again = [cached[i] for i in range(2)]
     assert len(calls) == 2  # one decode per row, none on the second pass

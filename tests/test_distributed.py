@@ -95,8 +95,8 @@ def _robustness_rank(rank, port, checkpoint, out_dir):
 
 
 def _robustness(checkpoint, world=World()):
-    from clipag.guide import Guide
-    from clipag.robustness import RobustnessConfig, evaluate_robustness
+    from clipag.models.guide import Guide
+    from clipag.measure.robustness import RobustnessConfig, evaluate_robustness
     torch.manual_seed(0)
     images, labels = torch.rand(9, 3, 32, 32), torch.randint(0, 3, (9,))
     guide = Guide.from_pretrained(f"clipag-tiny:{checkpoint}", device="cpu")

@@ -6,10 +6,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from clipag import download, registry
+from clipag.models import download, registry
 from clipag.cli.main import main
 from clipag.errors import ClipagError
-from clipag.registry import ModelSpec
+from clipag.models.registry import ModelSpec
 
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
 

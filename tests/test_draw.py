@@ -5,7 +5,7 @@ from xml.etree import ElementTree
 import torch
 
 from clipag.cli.main import main
-from clipag.draw import DrawConfig, DrawViews, draw
+from clipag.tools.draw import DrawConfig, DrawViews, draw
 
 
 def test_drawing_raises_its_score(tiny_guide):
@@ -58,7 +58,7 @@ def test_the_guide_sees_unnormalised_pixels_by_default_as_the_notebooks(tiny_gui
 
 
 def test_control_points_are_not_clamped_by_default_as_clipdraw():
-    from clipag.raster import Strokes
+    from clipag.tools.raster import Strokes
     assert DrawConfig().clamp_points is False
     strokes = Strokes.random(4, 32, generator=torch.Generator().manual_seed(0))
     strokes.points.data[0, 0] = torch.tensor([-20.0, 50.0])  # off a 32 px canvas

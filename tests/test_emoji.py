@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from clipag.cli.main import main
-from clipag.emoji import build_emoji_dataset, captions, find_packages
+from clipag.data.emoji import build_emoji_dataset, captions, find_packages
 from clipag.errors import ClipagError
 
 ENTRIES = [
@@ -81,7 +81,7 @@ def test_dataset_rows_images_holdout_and_licences(packages, tmp_path):
 
 
 def test_captions_use_name_category_and_short_name():
-    from clipag.emoji import Emoji
+    from clipag.data.emoji import Emoji
     apple = Emoji("red apple", "red apple", "apple", "Food & Drink", "food-fruit", "1f34e.png")
     assert captions(apple) == ["red apple", "a red apple, food & drink"]
     thing = Emoji("object 1", "object 1", "thing_1", "Objects", "tool", "t1.png")
@@ -89,7 +89,7 @@ def test_captions_use_name_category_and_short_name():
 
 
 def test_dataset_trains(packages, tmp_path):
-    from clipag.data import build_dataset
+    from clipag.data.pairs import build_dataset
     build_emoji_dataset(packages, tmp_path / "emoji", holdout=0.2)
     dataset = build_dataset([str(tmp_path / "emoji" / "train.csv")], 32)
     image, caption = dataset[0]

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from clipag.cli.main import main
-from clipag.emoji import IconSet, Package, build_emoji_dataset, find_packages, rasterise
+from clipag.data.emoji import IconSet, Package, build_emoji_dataset, find_packages, rasterise
 from clipag.errors import ClipagError
 
 from test_emoji import packages, read_rows  # noqa: F401  (the emoji-datasource fixture)
@@ -54,11 +54,11 @@ def with_icons(packages):  # noqa: F811
 
 @pytest.fixture(autouse=True)
 def known_sets(monkeypatch):
-    from clipag.emoji import packages as registry
+    from clipag.data.emoji import packages as registry
     iconify = {"flat": "@iconify-json/flat", "flat-v1": "@iconify-json/flat-v1"}
     monkeypatch.setattr(registry, "ICONIFY", iconify)
     monkeypatch.setattr(registry, "PACKAGES", {**registry.DATASOURCE, **iconify})
-    from clipag.emoji import build
+    from clipag.data.emoji import build
     monkeypatch.setattr(build, "ICONIFY", iconify)
 
 

@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from clipag.cli.main import main
-from clipag.gmm import ClassGMM
-from clipag.guide import Guide
-from clipag.registry import default_gmm, get_spec, spec_file
+from clipag.generation.gmm import ClassGMM
+from clipag.models.guide import Guide
+from clipag.models.registry import default_gmm, get_spec, spec_file
 
 SHIPPED = {"clip-emoji": 32, "clipag-emoji": 32, "emoji-judge": 64}  # name -> input side
 

@@ -7,7 +7,7 @@ from PIL import Image
 
 from clipag.cli.main import main
 from clipag.errors import ClipagError
-from clipag.evaluate import collect_items, evaluate_items
+from clipag.measure.evaluate import collect_items, evaluate_items
 
 
 @pytest.fixture
@@ -61,7 +61,7 @@ def test_command_end_to_end(run_folder, tmp_path, capsys):
 def test_an_images_rank_never_counts_its_own_prompt(tmp_path, tiny_guide):
     """The rank of an image's own prompt is 1..P: its own score is not 'above' itself by rounding."""
     from PIL import Image
-    from clipag.evaluate import Item, evaluate_items
+    from clipag.measure.evaluate import Item, evaluate_items
     items = []
     for i, prompt in enumerate(["a red apple", "fire", "a boat", "snow"] * 3):
         Image.fromarray((torch.rand(24, 24, 3) * 255).byte().numpy()).save(tmp_path / f"{i}.png")

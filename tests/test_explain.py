@@ -7,7 +7,7 @@ import torch
 
 from clipag.explain import (NEGATION_ATTACK, energy_in_box, explain, negation_attack, pointing_game,
                             target_layer, token_reshape)
-from clipag.guide import Guide
+from clipag.models.guide import Guide
 
 
 @pytest.fixture

@@ -62,10 +62,10 @@ def world(tmp_path_factory):
     (inputs / "train.csv").write_text("filepath,title,name\n" + "".join(
         f"{inputs / 'classes' / c / f'{i}.png'},a {c} square,{c}\n" for c in ("red", "blue") for i in range(2)))
     torch.manual_seed(0)
-    from clipag.loading import load_model
+    from clipag.models.loading import load_model
     torch.save(load_model(TINY).model.state_dict(), inputs / "tiny.pt")
     from conftest import TINY_YAML
-    from clipag.vqgan_model import VQGAN, VQGANConfig
+    from clipag.tools.vqgan_model import VQGAN, VQGANConfig
     (inputs / "vq.yaml").write_text(TINY_YAML)
     torch.save({"state_dict": VQGAN(VQGANConfig.from_yaml(inputs / "vq.yaml")).state_dict()}, inputs / "vq.ckpt")
     _emoji_packages(inputs / "npm")

@@ -4,11 +4,11 @@ import pytest
 import torch
 from PIL import Image
 
-from clipag.augment import GuidanceViews, ViewConfig
+from clipag.generation.views import GuidanceViews, ViewConfig
 from clipag.errors import ClipagError
-from clipag.generate import (GenerateConfig, NormalisedGradientDescent, dynamic_threshold, generate,
+from clipag.generation.generate import (GenerateConfig, NormalisedGradientDescent, dynamic_threshold, generate,
                              generate_to_folder)
-from clipag.gmm import ClassGMM
+from clipag.generation.gmm import ClassGMM
 from clipag.io import save_png
 
 
@@ -143,7 +143,7 @@ def test_views_and_crops_come_in_one_batch_at_the_model_size():
 
 
 def test_bf16_autocast_generation_runs_on_cpu(tiny_model):
-    from clipag.guide import Guide
+    from clipag.models.guide import Guide
     cfg = tiny_model.preprocess_cfg
     guide = Guide(tiny_model.model, tiny_model.tokenizer, image_size=cfg["size"], mean=cfg["mean"],
                   std=cfg["std"], device="cpu", precision="bf16")
@@ -176,7 +176,7 @@ def test_defaults_are_the_official_notebooks():
     assert (config.views.views, config.views.crops, config.views.augment) == (32, 32, "diffaugment")
     assert config.views.policy == "color,translation,resize,cutout" and config.views.noise_std == 0.01
     pixels = torch.zeros(1, 3, 4, 4, requires_grad=True)
-    from clipag.generate import make_optimizer
+    from clipag.generation.generate import make_optimizer
     assert make_optimizer(pixels, config).defaults["weight_decay"] == 0.01
 
 
@@ -217,7 +217,7 @@ def test_a_named_real_model_without_its_tiny_imagenet_gmm_says_how_to_make_it(tm
 
 
 def test_the_tiny_imagenet_gmm_in_the_model_folder_is_every_models_default(tmp_path, monkeypatch, tiny_guide):
-    from clipag.registry import default_gmm, missing_gmm_message
+    from clipag.models.registry import default_gmm, missing_gmm_message
     monkeypatch.setenv("CLIPAG_HOME", str(tmp_path))
     assert default_gmm("ViT-B-32:random") is None and default_gmm("clipag-emoji").is_file()
     (tmp_path / "models").mkdir()

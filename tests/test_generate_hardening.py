@@ -4,14 +4,14 @@ import json
 import pytest
 import torch
 
-from clipag.augment import GuidanceViews, ViewConfig
+from clipag.generation.views import GuidanceViews, ViewConfig
 from clipag.cli.main import main
 from clipag.errors import ClipagError
-from clipag.generate import GenerateConfig, best_of_gmm, generate_to_folder, guidance_step, make_optimizer
-from clipag.gmm import ClassGMM
+from clipag.generation.generate import GenerateConfig, best_of_gmm, generate_to_folder, guidance_step, make_optimizer
+from clipag.generation.gmm import ClassGMM
 from clipag.io import finished_result, save_result, unique_stems
-from clipag.memory import plan_views
-from clipag.prompts import parse_weighted_prompt
+from clipag.models.memory import plan_views
+from clipag.generation.prompts import parse_weighted_prompt
 
 FAST = GenerateConfig(steps=1, init="noise", views=ViewConfig(views=2, crops=1))
 
@@ -133,9 +133,9 @@ def test_unwritable_out_fails_before_any_compute(capsys, tmp_path, out_kind):
 
 
 def test_every_guided_method_rejects_non_finite_settings():
-    from clipag.draw import DrawConfig
-    from clipag.style import StyleConfig
-    from clipag.vqgan import VQGANCLIPConfig
+    from clipag.tools.draw import DrawConfig
+    from clipag.tools.style import StyleConfig
+    from clipag.tools.vqgan import VQGANCLIPConfig
     for config in (DrawConfig(max_width=float("inf")), StyleConfig(lr=float("nan")), VQGANCLIPConfig(lr=float("inf")),
                    GenerateConfig(views=ViewConfig(noise_std=float("nan")))):
         with pytest.raises(ClipagError, match="finite"):

@@ -4,8 +4,8 @@ import torch
 from PIL import Image
 
 from clipag.errors import ClipagError
-from clipag.generate import best_of_gmm
-from clipag.gmm import ClassGMM, fit_gmm
+from clipag.generation.generate import best_of_gmm
+from clipag.generation.gmm import ClassGMM, fit_gmm
 
 SIZE = 4  # D = 48
 CLASSES = ["a", "b", "c"]

@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from clipag.errors import ClipagError
-from clipag.guide import Guide
+from clipag.models.guide import Guide
 
 
 def test_normalisation_is_applied_exactly_once(tiny_guide):
@@ -79,7 +79,7 @@ def test_wrong_image_shape_is_rejected(tiny_guide):
 
 def test_contiguous_attention_changes_no_result(tiny_model):
     import copy
-    from clipag.guide import ContiguousSelfAttention, use_contiguous_attention
+    from clipag.models.guide import ContiguousSelfAttention, use_contiguous_attention
     plain = copy.deepcopy(tiny_model.model)
     swapped = use_contiguous_attention(copy.deepcopy(tiny_model.model))
     assert any(type(m) is ContiguousSelfAttention for m in swapped.modules())

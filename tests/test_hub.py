@@ -8,9 +8,9 @@ import torch
 
 from clipag.cli.main import main
 from clipag.errors import ClipagError
-from clipag.hub import base_model, export_model, model_card, push_to_hub
-from clipag.loading import load_model
-from clipag.registry import list_models, spec_folder
+from clipag.models.hub import base_model, export_model, model_card, push_to_hub
+from clipag.models.loading import load_model
+from clipag.models.registry import list_models, spec_folder
 from clipag.training import TrainConfig, train
 
 SHIPPED = [spec.name for spec in list_models() if spec.bundled]

@@ -6,8 +6,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from clipag.errors import ClipagError
-from clipag.gmm import fit_gmm
-from clipag.image_sets import read_labelled_images, small_pixels
+from clipag.generation.gmm import fit_gmm
+from clipag.generation.image_sets import read_labelled_images, small_pixels
 
 WNIDS = {"n01443537": (230, 120, 20), "n01629819": (20, 90, 220)}  # goldfish orange, salamander blue
 WORDS = "n01443537\tgoldfish, Carassius auratus\nn01629819\tEuropean fire salamander, Salamandra salamandra\n"

@@ -6,9 +6,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from clipag import registry
+from clipag.models import registry
 from clipag.errors import ClipagError
-from clipag.loading import describe_availability, load_model, read_state_dict
+from clipag.models.loading import describe_availability, load_model, read_state_dict
 
 TINY = "clipag-tiny"
 

@@ -8,12 +8,12 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from clipag.aesthetic import AestheticMLP
+from clipag.measure.aesthetic import AestheticMLP
 from clipag.cli.main import main
 from clipag.errors import ClipagError
-from clipag.loading import load_model, read_state_dict
+from clipag.models.loading import load_model, read_state_dict
 from clipag.training.checkpoint import read_resumable
-from clipag.vqgan_model import load_vqgan
+from clipag.tools.vqgan_model import load_vqgan
 
 TINY = "clipag-tiny"
 
@@ -142,7 +142,7 @@ def test_hub_download_goes_through_the_safe_local_loader(tmp_path, monkeypatch, 
     """A repo not yet cached is downloaded file by file (safetensors first), then read like a local folder."""
     import huggingface_hub
     from huggingface_hub.errors import EntryNotFoundError
-    import clipag.loading as loading
+    import clipag.models.loading as loading
     _, model = tiny_checkpoint
     remote = local_dir(tmp_path, model, weights="open_clip_pytorch_model.bin")
     torch.save(model.state_dict(), remote / "open_clip_pytorch_model.bin")

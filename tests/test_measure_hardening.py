@@ -6,8 +6,8 @@ from PIL import Image
 
 from clipag.cli.main import main
 from clipag.errors import ClipagError
-from clipag.evaluate import collect_items
-from clipag.robustness import load_labelled_images, templates_for
+from clipag.measure.evaluate import collect_items
+from clipag.measure.robustness import load_labelled_images, templates_for
 
 
 def one_line_error(capsys, argv, *fragments):
@@ -96,7 +96,7 @@ def test_damaged_gmm_files_are_one_line_errors(tmp_path):
     import torch
     from safetensors.torch import save_file
 
-    from clipag.gmm import FORMAT, ClassGMM
+    from clipag.generation.gmm import FORMAT, ClassGMM
     path = tmp_path / "gmm.safetensors"
     cases = [({"format": FORMAT, "size": "4"}, {"means": torch.zeros(2, 48)}, "KeyError"),
              ({"format": FORMAT, "size": "4", "classes": "[not json"}, {"means": torch.zeros(2, 48)}, "damaged"),
@@ -110,7 +110,7 @@ def test_damaged_gmm_files_are_one_line_errors(tmp_path):
 
 
 def test_emoji_manifests_that_are_not_objects_are_ignored(tmp_path):
-    from clipag.emoji.packages import _package_name
+    from clipag.data.emoji.packages import _package_name
     (tmp_path / "package.json").write_text("[1, 2]")
     assert _package_name(tmp_path / "package.json") is None
     (tmp_path / "package.json").write_bytes(bytes(range(128, 256)))

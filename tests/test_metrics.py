@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from clipag.attack import AttackConfig
-from clipag.metrics import (paired_similarity, r_precision, zero_shot_accuracy, zero_shot_classifier,
+from clipag.measure.metrics import (paired_similarity, r_precision, zero_shot_accuracy, zero_shot_classifier,
                             zero_shot_predictions)
 
 

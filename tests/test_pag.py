@@ -8,9 +8,9 @@ from PIL import Image
 
 from clipag.cli.main import main
 from clipag.errors import ClipagError
-from clipag.guide import Guide
-from clipag.loading import load_model
-from clipag.pag import PagConfig, gradient_alignment, pag_table, sample_pictures, targeted_pag, wilson
+from clipag.models.guide import Guide
+from clipag.models.loading import load_model
+from clipag.measure.pag import PagConfig, gradient_alignment, pag_table, sample_pictures, targeted_pag, wilson
 
 from conftest import TINY
 

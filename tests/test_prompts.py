@@ -3,7 +3,7 @@ import json
 import pytest
 
 from clipag.errors import ClipagError
-from clipag.prompts import PROMPT_SETS, load_prompts, sample_coco_captions
+from clipag.generation.prompts import PROMPT_SETS, load_prompts, sample_coco_captions
 
 
 def test_shipped_prompt_sets():
@@ -45,12 +45,12 @@ def test_coco_sampling_is_seeded_and_one_caption_per_image(tmp_path):
     ("time: 3 o'clock", ("time: 3 o'clock", 1.0)),
 ])
 def test_weighted_prompts(text, expected):
-    from clipag.prompts import parse_weighted_prompt
+    from clipag.generation.prompts import parse_weighted_prompt
     assert parse_weighted_prompt(text) == expected
 
 
 def test_weighted_prompt_errors():
-    from clipag.prompts import parse_weighted_prompt
+    from clipag.generation.prompts import parse_weighted_prompt
     for bad in (":2", "cat:0"):
         with pytest.raises(ClipagError):
             parse_weighted_prompt(bad)

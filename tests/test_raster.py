@@ -3,7 +3,7 @@ from xml.etree import ElementTree
 
 import torch
 
-from clipag.raster import Strokes, render, sample_curves, stroke_distance, write_svg
+from clipag.tools.raster import Strokes, render, sample_curves, stroke_distance, write_svg
 
 
 def straight_stroke(x0, y0, x1, y1, width, colour=(0.0, 0.0, 0.0, 1.0), dtype=torch.float32):

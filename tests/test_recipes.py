@@ -90,7 +90,7 @@ def test_graft_keeps_the_donor_text_tower_and_starts_a_new_image_tower(tmp_path)
 
     import torch
 
-    from clipag.loading import load_model
+    from clipag.models.loading import load_model
     graft = runpy.run_path(str(Path(__file__).parent.parent / "scripts" / "graft-text-tower.py"))["graft"]
     torch.manual_seed(1)
     donor = load_model("emoji-resnet-32:random").model

@@ -6,7 +6,7 @@ from xml.etree import ElementTree
 import pytest
 
 from clipag.cli.main import main
-from clipag.registry import ASSETS
+from clipag.models.registry import ASSETS
 from clipag.reproduce import TARGETS
 from clipag.reproduce.figures import paper
 

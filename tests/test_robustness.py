@@ -7,8 +7,8 @@ from PIL import Image
 
 from clipag.cli.main import main
 from clipag.errors import ClipagError
-from clipag.metrics import zero_shot_classifier, zero_shot_predictions
-from clipag.robustness import RobustnessConfig, evaluate_robustness, load_labelled_images, templates_for
+from clipag.measure.metrics import zero_shot_classifier, zero_shot_predictions
+from clipag.measure.robustness import RobustnessConfig, evaluate_robustness, load_labelled_images, templates_for
 
 CLASSES = ["red", "green", "blue"]
 

@@ -28,7 +28,7 @@ def _cli_picture(tmp_path: Path, method: str, model: str, *options: str) -> np.n
 def guides(tmp_path, tiny_checkpoint):
     """Two guides with weights in files (a ':random' model would differ between the page and the CLI)."""
     import torch
-    from clipag.loading import load_model
+    from clipag.models.loading import load_model
     torch.manual_seed(1)
     with pytest.warns(UserWarning, match="random weights"):
         other = load_model(TINY).model

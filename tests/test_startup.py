@@ -38,9 +38,9 @@ def test_import_clipag_is_light_until_a_name_is_used():
 def test_lazy_exports_are_the_library_objects():
     import importlib
     import clipag
-    module = importlib.import_module("clipag.generate")  # importing the submodule must not rebind clipag.generate
+    module = importlib.import_module("clipag.generation.generate")  # importing the module keeps clipag.generate
     assert clipag.generate is module.generate and callable(clipag.generate)
-    from clipag.guide import Guide
+    from clipag.models.guide import Guide
     assert clipag.Guide is Guide and "Guide" in dir(clipag)
     assert set(clipag.__all__) <= set(dir(clipag))
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
@@ -48,9 +48,10 @@ def test_lazy_exports_are_the_library_objects():
 
 
 def test_configs_stay_re_exported_by_their_methods():
-    import importlib  # clipag.draw, .style, .generate are the functions; their modules by name
-    from clipag import configs, pag, robustness
-    draw, generate, style, vqgan = (importlib.import_module(f"clipag.{m}") for m in ("draw", "generate", "style", "vqgan"))
+    from clipag import configs
+    from clipag.generation import generate
+    from clipag.measure import pag, robustness
+    from clipag.tools import draw, style, vqgan
     assert draw.DrawConfig is configs.DrawConfig and generate.GenerateConfig is configs.GenerateConfig
     assert style.StyleConfig is configs.StyleConfig and vqgan.VQGANCLIPConfig is configs.VQGANCLIPConfig
     assert pag.PagConfig is configs.PagConfig and robustness.RobustnessConfig is configs.RobustnessConfig

@@ -7,7 +7,7 @@ from PIL import Image
 
 from clipag.cli.main import main
 from clipag.errors import ClipagError
-from clipag.style import StyleConfig, StyleUNet, style, vgg_content_features
+from clipag.tools.style import StyleConfig, StyleUNet, style, vgg_content_features
 
 
 @pytest.mark.parametrize("network", [True, False])
@@ -50,7 +50,7 @@ def test_command(tmp_path, capsys):
 
 
 def test_weighted_and_negative_prompts_steer_the_direction(tiny_guide):
-    from clipag.style import SOURCE_TEXT, template_features, text_direction
+    from clipag.tools.style import SOURCE_TEXT, template_features, text_direction
     one = text_direction(tiny_guide, ["a watercolor painting"])
     expected = torch.nn.functional.normalize(template_features(tiny_guide, "a watercolor painting")
                                              - template_features(tiny_guide, SOURCE_TEXT), dim=-1)
@@ -65,7 +65,7 @@ def test_weighted_and_negative_prompts_steer_the_direction(tiny_guide):
 
 
 def test_total_variation_is_the_references_sum_of_four_l2_norms():
-    from clipag.style import total_variation
+    from clipag.tools.style import total_variation
     edge = torch.tensor([[0.0, 1.0], [0.0, 1.0]]).expand(1, 3, 2, 2)  # one vertical edge, in three channels
     # horizontal: 6 differences of 1 -> sqrt(6); vertical: 0; each diagonal: 3 differences of 1 -> sqrt(3)
     expected = 6 ** 0.5 + 2 * 3 ** 0.5
@@ -77,7 +77,7 @@ def test_content_features_are_the_references_layers_21_and_31():
     """The reference's get_features on torchvision's VGG19 (in-place ReLUs) keeps '21' and '31'."""
     from torchvision.models.vgg import cfgs, make_layers
 
-    from clipag.style import relu_content_features
+    from clipag.tools.style import relu_content_features
     torch.manual_seed(0)
     vgg = make_layers(cfgs["E"]).eval()  # VGG19's feature stack, random weights
     images = torch.rand(1, 3, 48, 48)
@@ -98,7 +98,7 @@ def test_reference_postprocess_is_clipstylers_contrast_then_min_max():
     from torchvision.transforms.functional import adjust_contrast
     from torchvision.utils import make_grid
 
-    from clipag.style import reference_postprocess
+    from clipag.tools.style import reference_postprocess
     torch.manual_seed(0)
     image = torch.rand(3, 16, 16) * 0.5 + 0.2
     # save_image(normalize=True) stretches through make_grid's normalisation
@@ -108,7 +108,7 @@ def test_reference_postprocess_is_clipstylers_contrast_then_min_max():
 
 
 def test_stylenet_is_the_references_unet_at_615267_parameters():
-    from clipag.style import StyleNet
+    from clipag.tools.style import StyleNet
     net = StyleNet()
     assert sum(p.numel() for p in net.parameters()) == 615267  # cyclomon/CLIPstyler StyleNet.UNet(ngf=16)
     assert StyleConfig().style_net == "stylenet" and StyleConfig().content_loss == "vgg"
@@ -129,7 +129,7 @@ def test_the_vgg_content_loss_is_the_default_and_its_absence_one_line(tmp_path, 
 
 
 def test_non_square_content_is_resized_to_width_by_height(tiny_guide, tmp_path):
-    from clipag.style import style_to_folder
+    from clipag.tools.style import style_to_folder
     Image.new("RGB", (50, 20), (200, 30, 30)).save(tmp_path / "wide.png")
     config = StyleConfig(steps=2, crops=2, crop_size=16, width=48, height=24, content_loss="pixels")
     record = style_to_folder(tiny_guide, tmp_path / "wide.png", ["ink"], [0], tmp_path / "out", config,

@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw
 
 from clipag.attack import AttackConfig, pgd
 from clipag.errors import ClipagError
-from clipag.loading import load_model
+from clipag.models.loading import load_model
 from clipag.training import TrainConfig, train
 from clipag.training.checkpoint import list_checkpoints
 from clipag.training.objectives import contrastive_loss
@@ -64,8 +64,8 @@ def assert_same_weights(a, b, atol=1e-6):
 
 
 def adversarial_loss(reference, data_csv):
-    from clipag.data import build_dataset, collate
-    from clipag.guide import Guide
+    from clipag.data.pairs import build_dataset, collate
+    from clipag.models.guide import Guide
     loaded = load_model(reference)
     cfg = loaded.preprocess_cfg
     guide = Guide(loaded.model, loaded.tokenizer, image_size=cfg["size"], mean=cfg["mean"], std=cfg["std"])
@@ -96,7 +96,7 @@ def test_training_lowers_the_adversarial_loss_and_freezes_text(tmp_path, shapes_
 
 def step_gradients(start, data_csv, objective="clean", accum=1, world=None, negatives="local"):
     """The gradient of one optimiser step on the first 8 images, read off an SGD step with lr 1."""
-    from clipag.data import build_dataset, collate
+    from clipag.data.pairs import build_dataset, collate
     from clipag.training.distributed import World
     from clipag.training.loop import _optimisation_step, _training_guide
     from clipag.training.objectives import MicroBatch, make_objective
@@ -150,7 +150,7 @@ def test_alternative_objectives_train_the_image_tower(tmp_path, shapes_csv, star
 
 def shapes_batch(reference, data_csv, n=16):
     """A guide on `reference` in training mode, and the first n pictures and captions of the shapes set."""
-    from clipag.data import build_dataset, collate
+    from clipag.data.pairs import build_dataset, collate
     from clipag.training.distributed import World
     from clipag.training.loop import _training_guide
     cfg = TrainConfig(model=reference, data=[str(data_csv)], out="")
@@ -162,7 +162,7 @@ def shapes_batch(reference, data_csv, n=16):
 def mean_alignment(reference, data_csv):
     """The mean cosine between each picture's gradient of its log-probability of the next picture's caption
     (among the batch's captions) and the way to that picture: what --objective align trains."""
-    from clipag.pag import gradient_alignment
+    from clipag.measure.pag import gradient_alignment
     guide, images, captions = shapes_batch(reference, data_csv)
     partner = torch.roll(torch.arange(len(images)), -1)
     text = guide.encode_text(captions, cache=False).detach()

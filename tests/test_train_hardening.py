@@ -204,7 +204,7 @@ def test_resume_of_a_plain_state_dict_is_a_one_line_error(capsys, tmp_path, shap
 
 
 def test_resume_of_another_architecture_is_a_one_line_error(capsys, tmp_path, shapes_csv, start_checkpoint):
-    import clipag.loading  # noqa: F401 (registers the emoji architectures)
+    import clipag.models.loading  # noqa: F401 (registers the emoji architectures)
     run = train(config(start_checkpoint, shapes_csv, tmp_path / "run", steps=2), progress=False)
     state = torch.load(list_checkpoints(run)[-1], weights_only=True)
     state["state_dict"] = open_clip.create_model("emoji-vit-64").state_dict()
@@ -324,7 +324,7 @@ def test_a_micro_batch_that_cannot_fit_in_memory_is_refused_before_training(caps
 
 def test_the_training_memory_estimate_fits_the_paper_recipe_on_one_h200():
     """512 images per micro-batch (40,960 / 8 GPUs / 10 steps) of ViT-B/32 fit in 139 GiB; 5,120 do not."""
-    from clipag.memory import check_training_batch
+    from clipag.models.memory import check_training_batch
     model = open_clip.create_model("ViT-B-32")
     h200 = 139 * 2**30
     assert check_training_batch(512, (224, 224), model, torch.device("cpu"), available=h200) < 0.8 * h200

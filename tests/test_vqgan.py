@@ -6,8 +6,8 @@ import torch
 
 from clipag.cli.main import main
 from clipag.errors import ClipagError
-from clipag.vqgan import VQGANCLIPConfig, spherical_distance, vqgan_clip
-from clipag.vqgan_model import VQGAN, VQGANConfig, load_vqgan
+from clipag.tools.vqgan import VQGANCLIPConfig, spherical_distance, vqgan_clip
+from clipag.tools.vqgan_model import VQGAN, VQGANConfig, load_vqgan
 from conftest import TINY_YAML
 
 def test_taming_layout_and_round_trip(tiny_vqgan_files):
@@ -64,7 +64,7 @@ def test_vqgan_clip_lowers_its_loss_and_command_writes(tiny_guide, tiny_vqgan_fi
 
 
 def test_clamp_with_grad_passes_gradients_that_lead_back_into_range():
-    from clipag.vqgan import clamp_with_grad
+    from clipag.tools.vqgan import clamp_with_grad
     x = torch.tensor([-0.5, 0.5, 1.5], requires_grad=True)
     (clamp_with_grad(x) * torch.tensor([-1.0, 1.0, 1.0])).sum().backward()
     # below range, a gradient of -1 (descent raises x, back into range) passes; above, +1 (descent lowers x) passes
@@ -75,7 +75,7 @@ def test_clamp_with_grad_passes_gradients_that_lead_back_into_range():
 
 
 def test_latest_cutouts_are_pooled_whole_image_copies_with_the_reference_augments():
-    from clipag.vqgan import DEFAULT_AUGMENTS, Cutouts, pool_to
+    from clipag.tools.vqgan import DEFAULT_AUGMENTS, Cutouts, pool_to
     image = torch.rand(1, 3, 48, 48)
     plain = Cutouts(16, 8, augments=())
     torch.manual_seed(0)
@@ -93,7 +93,7 @@ def test_latest_cutouts_are_pooled_whole_image_copies_with_the_reference_augment
 
 def test_default_size_is_the_references_for_a_cpu_and_image_prompts_pull(tiny_guide, tiny_vqgan_files, tmp_path):
     from clipag.io import save_png
-    from clipag.vqgan import default_size
+    from clipag.tools.vqgan import default_size
     assert default_size(torch.device("cpu")) == 256 and VQGANCLIPConfig().size is None
     save_png(torch.ones(3, 32, 32) * torch.tensor([1.0, 0, 0]).view(3, 1, 1), tmp_path / "red.png")
     model = load_vqgan(*tiny_vqgan_files)

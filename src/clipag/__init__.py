@@ -16,12 +16,14 @@ except PackageNotFoundError:  # run from a source tree that was never installed
     __version__ = "0+unknown"
 
 _EXPORTS = {
-    "AttackConfig": ".configs", "ClassGMM": ".gmm", "ClipagError": ".errors", "DrawConfig": ".configs",
-    "GenerateConfig": ".configs", "GenerationResult": ".generate", "Guide": ".guide", "ModelSpec": ".registry",
-    "StyleConfig": ".configs", "VQGANCLIPConfig": ".configs", "ViewConfig": ".configs",
-    "draw": ".draw", "export_model": ".hub", "fit_gmm": ".gmm", "generate": ".generate",
-    "generate_to_folder": ".generate", "list_models": ".registry", "load_model": ".loading", "pgd": ".attack",
-    "push_to_hub": ".hub", "register_model": ".registry", "style": ".style", "vqgan_clip": ".vqgan",
+    "AttackConfig": ".configs", "DrawConfig": ".configs", "GenerateConfig": ".configs", "StyleConfig": ".configs",
+    "VQGANCLIPConfig": ".configs", "ViewConfig": ".configs", "ClipagError": ".errors", "pgd": ".attack",
+    "Guide": ".models.guide", "load_model": ".models.loading", "export_model": ".models.hub",
+    "push_to_hub": ".models.hub", "ModelSpec": ".models.registry", "list_models": ".models.registry",
+    "register_model": ".models.registry", "ClassGMM": ".generation.gmm", "fit_gmm": ".generation.gmm",
+    "GenerationResult": ".generation.generate", "generate": ".generation.generate",
+    "generate_to_folder": ".generation.generate", "draw": ".tools.draw", "style": ".tools.style",
+    "vqgan_clip": ".tools.vqgan",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

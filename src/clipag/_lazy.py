@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import importlib
 import sys
-import types
 
 
 def lazy_exports(package: str, exports: dict[str, str]):
-    """`__getattr__` and `__dir__` for a package whose `exports` map each public name to its module.
-
-    An export named like its own module (`clipag.generate`, the function in `clipag/generate.py`) stays
-    the export: importing the submodule would otherwise rebind the package's attribute to the module."""
+    """`__getattr__` and `__dir__` for a package whose `exports` map each public name to its module."""
 
     def __getattr__(name: str):
         if name not in exports:
@@ -23,16 +19,4 @@ def lazy_exports(package: str, exports: dict[str, str]):
     def __dir__() -> list[str]:
         return sorted(set(exports) | set(vars(sys.modules[package])))
 
-    shadowed = {name for name, module in exports.items() if module == f".{name}"}
-    if shadowed:
-        sys.modules[package].__class__ = _keeping(shadowed)
     return __getattr__, __dir__
-
-
-def _keeping(names: set[str]) -> type:
-    class Package(types.ModuleType):
-        def __setattr__(self, name, value):
-            if name in names and isinstance(value, types.ModuleType):
-                value = getattr(value, name)  # the import system binding the submodule: keep the export
-            super().__setattr__(name, value)
-    return Package

@@ -2,7 +2,7 @@
 
 The library's functions take these; the CLI builds its options and their defaults from them, so one
 place decides each default, and `clipag CMD --help` reads them without importing torch (fast start).
-The method modules re-export their own config (`from clipag.draw import DrawConfig` keeps working).
+The method modules re-export their own config (`from clipag.tools.draw import DrawConfig` keeps working).
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
 from .errors import ClipagError, check_finite
-from .prompts import parse_weighted_prompt
+from .generation.prompts import parse_weighted_prompt
 
 # ---------------------------------------------------------------- choices
 
@@ -71,7 +71,7 @@ def check_view_config(config: ViewConfig) -> Optional[str]:
 
 @dataclass
 class GenerateConfig:
-    """Settings of generator-free generation (`clipag generate`, `clipag.generate`): the official notebook's
+    """Settings of generator-free generation (`clipag generate`, `clipag.generation.generate`): the official notebook's
     defaults, AdamW on the pixels over augmented views and crops, from the best of many GMM samples."""
     steps: int = 100  # the official notebook uses 100, the paper 1000
     optimizer: str = "adamw"  # "adamw" (official notebook) or "l2": steps along the normalised gradient
@@ -126,7 +126,7 @@ class GenerateConfig:
 
 @dataclass
 class DrawConfig:
-    """Settings of CLIPDraw (`clipag draw`, `clipag.draw`): kvfrans/clipdraw's defaults (strokes, widths,
+    """Settings of CLIPDraw (`clipag draw`, `clipag.tools.draw`): kvfrans/clipdraw's defaults (strokes, widths,
     optimisers, augmentation) unless a field says otherwise."""
     strokes: int = 256
     max_segments: int = 3
@@ -180,7 +180,7 @@ class VQGANCLIPConfig:
 
 @dataclass
 class StyleConfig:
-    """Settings of CLIPStyler (`clipag style`, `clipag.style`): cyclomon/CLIPstyler's losses, weights
+    """Settings of CLIPStyler (`clipag style`, `clipag.tools.style`): cyclomon/CLIPstyler's losses, weights
     and patch settings unless a field says otherwise."""
     steps: int = 200
     network: bool = True

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from .guide import resolve_device
+from .models.guide import resolve_device
 
 
 @dataclass

@@ -25,7 +25,7 @@ from torch import nn
 
 from .attack import AttackConfig, pgd
 from .errors import ClipagError
-from .guide import Guide
+from .models.guide import Guide
 
 NEGATION_ATTACK = AttackConfig(norm="linf", eps=8, steps=20, step_size=1, random_start=False)
 
@@ -135,7 +135,7 @@ def negation_attack(guide: Guide, images: torch.Tensor, target: str,
 def zero_shot_target(guide: Guide, image: torch.Tensor, template: str = "a photo of a {}.") -> str:
     """The image's top ImageNet class (OpenCLIP's class names) as a target text, as the paper picks them."""
     from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
-    from .metrics import zero_shot_logits
+    from .measure.metrics import zero_shot_logits
     # one template, so the class embeddings are the text embeddings; the guide's text cache keeps them
     # between calls instead of re-encoding 1,000 prompts per image
     classifier = guide.encode_text([template.format(name) for name in IMAGENET_CLASSNAMES]).float().T  # (D, 1000)

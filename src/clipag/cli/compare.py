@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..configs import AESTHETIC_EMBEDDER, COMPARE_METHODS
 from ..errors import ClipagError
-from ..prompts import PROMPT_SETS, load_prompts
+from ..generation.prompts import PROMPT_SETS, load_prompts
 from . import draw, generate, style, vqgan
 from .args import add_device_args, add_quiet, add_renamed, add_seeds, positive_int, print_usage
 
@@ -72,8 +72,8 @@ def rewrite_argv(argv: list[str]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..aesthetic import optional_scorer
-    from ..compare import StyleMethod, VQGANMethod, compare, metric_rows
+    from ..measure.aesthetic import optional_scorer
+    from ..measure.compare import StyleMethod, VQGANMethod, compare, metric_rows
     prompts = list(args.prompts) + (load_prompts(args.prompt_set) if args.prompt_set else [])
     if not prompts:
         raise ClipagError("no prompts; give them as arguments or with --prompts FILE_OR_SET (e.g. --prompts drawing)")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..emoji.packages import PACK_COMMAND
+from ..data.emoji.packages import PACK_COMMAND
 from .args import positive_float, positive_int, print_usage, seed
 
 
@@ -29,7 +29,7 @@ def add_parser(subparsers) -> None:
 
 
 def run_emoji(args: argparse.Namespace) -> int:
-    from ..emoji import build_emoji_dataset
+    from ..data.emoji import build_emoji_dataset
     manifest = build_emoji_dataset(args.source, args.out, holdout=args.holdout, seed=args.seed, size=args.size,
                                    progress=not args.quiet, image_format=args.format)
     images = ", ".join(f"{n} {style}" for style, n in manifest["images"].items())

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from ..configs import DrawConfig
-from ..prompts import parse_weighted_prompt
+from ..generation.prompts import parse_weighted_prompt
 from .args import add_device_args, add_quiet, add_renamed, add_seeds, COUNT, IMAGE_SIZE, kept, positive_float, positive_int
 from .generate import DEFAULT_MODEL
 
@@ -53,8 +53,8 @@ def config_from_args(args: argparse.Namespace) -> DrawConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..draw import draw_to_folder
-    from ..guide import Guide
+    from ..tools.draw import draw_to_folder
+    from ..models.guide import Guide
     config = config_from_args(args)
     for prompt in args.prompts:
         parse_weighted_prompt(prompt)  # reject a bad prompt before loading the model

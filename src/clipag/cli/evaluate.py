@@ -40,9 +40,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace, world) -> int:
-    from ..aesthetic import optional_scorer
-    from ..evaluate import collect_items, evaluate_items, summary_table, write_report
-    from ..guide import Guide
+    from ..measure.aesthetic import optional_scorer
+    from ..measure.evaluate import collect_items, evaluate_items, summary_table, write_report
+    from ..models.guide import Guide
     items, problems = collect_items(args.sources)
     device = str(world.device)
     evaluators = {ref: Guide.from_pretrained(ref, device=device, precision=args.precision) for ref in args.evaluator}

@@ -34,7 +34,7 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..explain import explain_picture
-    from ..guide import Guide
+    from ..models.guide import Guide
     from ..io import environment, read_picture, save_png, titled_grid, unique_stems
     models = list(dict.fromkeys(args.model or [DEFAULT_MODEL]))
     images = list(dict.fromkeys(args.images))

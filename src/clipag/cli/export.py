@@ -1,4 +1,4 @@
-"""`clipag export RUN --out DIR [--push-to-hub REPO]`: a model as an OpenCLIP / Hub folder (clipag.hub)."""
+"""`clipag export RUN --out DIR [--push-to-hub REPO]`: a model as an OpenCLIP / Hub folder (clipag.models.hub)."""
 from __future__ import annotations
 
 import argparse
@@ -30,7 +30,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..hub import export_model, push_to_hub
+    from ..models.hub import export_model, push_to_hub
     folder = export_model(args.source, args.out, name=args.name, half=args.half, description=args.description,
                           metrics=_read_metrics(args.metrics), license=args.license, repo_id=args.push_to_hub,
                           overwrite=args.overwrite)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from ..configs import ADAMW_WEIGHT_DECAY, AUGMENT_CHOICES, KEEP_CHOICES, OPTIMIZER_CHOICES, GenerateConfig, ViewConfig
 from ..errors import ClipagError
-from ..prompts import full_prompt
-from ..registry import missing_gmm_message
+from ..generation.prompts import full_prompt
+from ..models.registry import missing_gmm_message
 from .args import (add_device_args, add_quiet, add_seeds, COUNT, COUNT_OR_ZERO, IMAGE_SIZE, kept, non_negative_float,
                    positive_float, positive_int)
 
@@ -81,8 +81,8 @@ def config_from_args(args: argparse.Namespace) -> GenerateConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..generate import generate_to_folder
-    from ..guide import Guide
+    from ..generation.generate import generate_to_folder
+    from ..models.guide import Guide
     config = config_from_args(args)
     if config.init == "gmm" and not config.gmm_path and missing_gmm_message(args.model):
         raise ClipagError(missing_gmm_message(args.model))  # before loading a large model

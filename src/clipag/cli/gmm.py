@@ -35,7 +35,7 @@ def add_parser(subparsers) -> None:
 
 
 def run_fit(args: argparse.Namespace) -> int:
-    from ..gmm import fit_gmm
+    from ..generation.gmm import fit_gmm
     gmm, read = fit_gmm(args.dataset, args.out, size=args.size, rank=args.rank,
                         max_per_class=args.max_per_class, progress=not args.quiet,
                         class_key=args.class_column, half=args.half, split=args.split,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..registry import list_models, model_dir
+from ..models.registry import list_models, model_dir
 
 
 def add_parser(subparsers) -> None:
@@ -22,14 +22,14 @@ def add_parser(subparsers) -> None:
 
 
 def run_download(args: argparse.Namespace) -> int:
-    from ..download import download_model
+    from ..models.download import download_model
     path = download_model(args.name, progress=not args.quiet)
     print(f"{args.name}: {path} (size and checksum match the publisher's record)")
     return 0
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..loading import describe_availability
+    from ..models.loading import describe_availability
     rows = [(spec, *describe_availability(spec)) for spec in list_models()]
     width = max(len(spec.name) for spec, *_ in rows)
     arch_width = max(len(spec.arch) for spec, *_ in rows)

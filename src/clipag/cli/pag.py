@@ -1,4 +1,5 @@
-"""`clipag pag DATA --model M... --judge J`: the targeted measure of PAG (clipag.pag), as a table and a strip."""
+"""`clipag pag DATA --model M... --judge J`: the targeted measure of PAG (clipag.measure.pag), as a table and a
+strip."""
 from __future__ import annotations
 
 import argparse
@@ -36,9 +37,9 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..guide import Guide
+    from ..models.guide import Guide
     from ..io import environment
-    from ..pag import pag_table, picture_strip, read_names, sample_pictures, targeted_pag
+    from ..measure.pag import pag_table, picture_strip, read_names, sample_pictures, targeted_pag
     config = PagConfig(eps=list(args.eps), steps=args.attack_steps, template=args.template,
                        batch_size=args.batch_size, seed=args.seed)
     config.validate()

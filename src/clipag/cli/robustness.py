@@ -62,8 +62,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _accuracies(args: argparse.Namespace, config: RobustnessConfig, world):
-    from ..guide import Guide
-    from ..robustness import evaluate_robustness, load_labelled_images
+    from ..models.guide import Guide
+    from ..measure.robustness import evaluate_robustness, load_labelled_images
     rows, by_size = {}, {}  # images decoded once per input size, not once per model
     for reference in args.model:
         guide = Guide.from_pretrained(reference, device=str(world.device), precision=args.precision)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from ..configs import CONTENT_LOSSES, POSTPROCESS, STYLE_NETS, StyleConfig
-from ..prompts import parse_weighted_prompt
+from ..generation.prompts import parse_weighted_prompt
 from .args import add_device_args, add_quiet, add_renamed, add_seeds, COUNT, IMAGE_SIZE, kept, positive_float, positive_int
 from .generate import DEFAULT_MODEL
 
@@ -64,8 +64,8 @@ def config_from_args(args: argparse.Namespace) -> StyleConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..guide import Guide
-    from ..style import style_to_folder, vgg_content_features
+    from ..models.guide import Guide
+    from ..tools.style import style_to_folder, vgg_content_features
     config = config_from_args(args)
     if config.content_loss == "vgg":
         vgg_content_features(config.vgg_weights)  # a missing VGG19 file fails before the guide loads

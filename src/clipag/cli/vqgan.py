@@ -5,7 +5,7 @@ import argparse
 
 from ..configs import CUT_METHODS, DEFAULT_AUGMENTS, VQGAN_AUGMENTS, VQGANCLIPConfig
 from ..errors import ClipagError
-from ..prompts import parse_weighted_prompt
+from ..generation.prompts import parse_weighted_prompt
 from .args import (add_device_args, add_quiet, add_renamed, add_seeds, COUNT, IMAGE_SIZE, kept, non_negative_int,
                    positive_float, positive_int)
 from .generate import DEFAULT_MODEL
@@ -61,10 +61,10 @@ def config_from_args(args: argparse.Namespace) -> VQGANCLIPConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..guide import Guide
+    from ..models.guide import Guide
     from ..io import load_image
-    from ..vqgan import vqgan_to_folder
-    from ..vqgan_model import load_vqgan
+    from ..tools.vqgan import vqgan_to_folder
+    from ..tools.vqgan_model import load_vqgan
     config = config_from_args(args)
     if not args.prompts and not args.image_prompt:
         raise ClipagError("give a text prompt or an image prompt (--image-prompt PATH)")

@@ -16,7 +16,7 @@ from typing import Optional, Sequence
 
 from ..configs import GenerateConfig, ReproduceConfig, ViewConfig
 from ..errors import ClipagError
-from ..registry import ASSETS
+from ..models.registry import ASSETS
 from .page import Cell, Figure, Panel, cell
 
 QUICK_VIEWS = ViewConfig(views=8, crops=8)
@@ -47,7 +47,7 @@ class Context:
 
     def guide(self, model: str):
         if model not in self.guides:
-            from ..guide import Guide
+            from ..models.guide import Guide
             self.guides[model] = Guide.from_pretrained(model, device=self.device, precision=self.precision)
         return self.guides[model]
 
@@ -67,7 +67,7 @@ def generation_config(ctx: Context, **changes) -> GenerateConfig:
 def generate_grid(ctx: Context, model: str, prompts: Sequence[str], seeds: Sequence[int], folder: Path,
                   config: GenerateConfig) -> list[list[dict]]:
     """Generate prompts x seeds with `model` into `folder`; the records as rows (prompts) of seeds."""
-    from ..generate import generate_to_folder
+    from ..generation.generate import generate_to_folder
     prompts, seeds = list(dict.fromkeys(prompts)), list(dict.fromkeys(seeds))
     records = generate_to_folder(ctx.guide(model), prompts, seeds, folder, config, model_reference=model,
                                  progress=ctx.progress, overwrite=ctx.overwrite)

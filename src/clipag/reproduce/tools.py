@@ -39,14 +39,14 @@ def draw_config(config: ReproduceConfig, augment: bool) -> DrawConfig:
 
 
 def _load_vqgan(config: ReproduceConfig):
-    from ..vqgan_model import load_vqgan
+    from ..tools.vqgan_model import load_vqgan
     return load_vqgan(config.vqgan_config, config.vqgan_checkpoint)
 
 
 # ---------------------------------------------------------------- figures
 
 def fig1(ctx: Context) -> Figure:
-    from ..vqgan import vqgan_to_folder
+    from ..tools.vqgan import vqgan_to_folder
     prompts, config, vqgan = captions(0, 4, 8, 12), vqgan_config(ctx.config), _load_vqgan(ctx.config)
     files = (ctx.config.vqgan_config, ctx.config.vqgan_checkpoint)
     figure = Figure("fig1", "VQGAN+CLIP additional results", f"VQGAN+CLIP ({config.steps} steps, "
@@ -60,7 +60,7 @@ def fig1(ctx: Context) -> Figure:
 
 
 def fig2(ctx: Context) -> Figure:
-    from ..style import style_to_folder
+    from ..tools.style import style_to_folder
     config = style_config(ctx.config)
     figure = Figure("fig2", "CLIPStyler additional results", f"CLIPStyler with its style network ({config.steps} "
                     f"steps) guided by each model, seed 0: each content picture restyled by text prompts of "
@@ -91,8 +91,8 @@ def _content_as_styled(content: str, config: StyleConfig, out_dir: Path) -> Path
 # ---------------------------------------------------------------- tables
 
 def table_clipdraw(ctx: Context) -> Figure:
-    from ..compare import compare
-    from ..prompts import load_prompts
+    from ..measure.compare import compare
+    from ..generation.prompts import load_prompts
     prompts = load_prompts("drawing")[:TABLE_PROMPTS_QUICK if ctx.config.quick else None]
     figure = Figure("table-clipdraw", "CLIPDraw with each guide", f"CLIPDraw on {len(prompts)} drawing prompts, "
                     "seed 0, with and without its augmentation, guided by each model and scored by the evaluators: "
@@ -109,8 +109,8 @@ def table_clipdraw(ctx: Context) -> Figure:
 
 
 def table_vqgan(ctx: Context) -> Figure:
-    from ..compare import VQGANMethod, compare
-    from ..prompts import sample_coco_captions
+    from ..measure.compare import VQGANMethod, compare
+    from ..generation.prompts import sample_coco_captions
     count = TABLE_PROMPTS_QUICK if ctx.config.quick else 100
     prompts = sample_coco_captions(ctx.config.captions, count, seed=0)
     config = vqgan_config(ctx.config)
@@ -126,7 +126,7 @@ def table_vqgan(ctx: Context) -> Figure:
 def _aesthetic(ctx: Context):
     if not ctx.config.aesthetic:
         return None
-    from ..aesthetic import AestheticScorer
+    from ..measure.aesthetic import AestheticScorer
     return AestheticScorer.from_files(ctx.config.aesthetic, device=ctx.device)
 
 

@@ -24,7 +24,7 @@ class Guides:
         self.device, self.precision, self.loaded, self.lock = device, precision, {}, threading.Lock()
 
     def get(self, models: Sequence[str]) -> dict:
-        from ..guide import Guide
+        from ..models.guide import Guide
         with self.lock:
             for model in models:
                 if model not in self.loaded:

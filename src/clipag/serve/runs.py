@@ -104,7 +104,7 @@ class Request:
 def _style_content_loss() -> str:
     """The reference's VGG19 content loss where torchvision's weights file is there, else pixels (as
     `clipag style --content-loss pixels`): a page never stops on a missing download."""
-    from ..style import default_vgg_weights
+    from ..tools.style import default_vgg_weights
     return "vgg" if default_vgg_weights().is_file() else "pixels"
 
 
@@ -133,18 +133,18 @@ def start_run(request: Request, guide, vqgan=None):
     """The method's step-at-a-time run (`GenerationRun`, `DrawRun`, `VQGANCLIPRun`, `StyleRun`) for one guide."""
     config = request.config()
     if request.method == "generate":
-        from ..generate import GenerationRun
+        from ..generation.generate import GenerationRun
         return GenerationRun(guide, request.prompts()[0], request.seed, config)
     if request.method == "draw":
-        from ..draw import DrawRun
+        from ..tools.draw import DrawRun
         return DrawRun(guide, request.prompts(), request.seed, config)
     if request.method == "vqgan":
         if vqgan is None:
             raise ClipagError("this server has no VQGAN; start it with --vqgan-config YAML --vqgan-checkpoint CKPT")
-        from ..vqgan import VQGANCLIPRun
+        from ..tools.vqgan import VQGANCLIPRun
         return VQGANCLIPRun(guide, vqgan, request.prompts(), request.seed, config)
     from ..io import load_image_resized
-    from ..style import StyleRun
+    from ..tools.style import StyleRun
     content = load_image_resized(request.content, config.width, config.height)  # (1, 3, H, W)
     return StyleRun(guide, content, request.prompts(), request.seed, config)
 
@@ -194,15 +194,15 @@ def _write(request: Request, run, model: str, guide, folder: Path, vqgan=None) -
     def stem(text: str) -> Path:  # the CLI's file name for this text and seed
         return folder / f"{unique_stems([text])[0]}-seed{request.seed}"
     if request.method == "generate":
-        from ..generate import write_generation
+        from ..generation.generate import write_generation
         return write_generation(result, stem(result.prompt), run.config, guide, model, **extra)
     if request.method == "draw":
-        from ..draw import write_drawing
+        from ..tools.draw import write_drawing
         return write_drawing(result, stem(prompts), run.config, model, **extra)
     if request.method == "vqgan":
-        from ..vqgan import write_vqgan
+        from ..tools.vqgan import write_vqgan
         return write_vqgan(result, stem(prompts), run.config, model, vqgan.files, **extra)
-    from ..style import write_style
+    from ..tools.style import write_style
     return write_style(result, stem(f"{Path(request.content).stem} {prompts}"), run.content.cpu(), request.content,
                        run.config, model, request.seed, **extra)
 
@@ -259,5 +259,5 @@ class ServedVQGAN:
 
     @classmethod
     def load(cls, config: str, checkpoint: str) -> "ServedVQGAN":
-        from ..vqgan_model import load_vqgan
+        from ..tools.vqgan_model import load_vqgan
         return cls(load_vqgan(config, checkpoint), (str(config), str(checkpoint)))

@@ -5,7 +5,7 @@ the layout OpenCLIP's own training writes, so `open_clip.create_model(arch, pret
 (the official CLIPAG file has the same layout). Only tensors and plain Python values are stored, so
 `torch.load(weights_only=True)` reads it back. The final model is also written as safetensors beside an
 `open_clip_config.json` and a model card, which makes the run folder a `local-dir:` reference and a
-Hub model folder (clipag.hub).
+Hub model folder (clipag.models.hub).
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from safetensors.torch import save_file
 
 from ..errors import ClipagError
 from ..io import atomic_path
-from ..loading import torch_load_weights, weight_mismatch
+from ..models.loading import torch_load_weights, weight_mismatch
 
 EXPORT_NAME = "open_clip_model.safetensors"
 _STEP_FILE = re.compile(r"step_(\d+)\.pt$")
@@ -111,9 +111,9 @@ def _mismatch(own: dict, given) -> str:
 
 def write_final_model(run_dir: Path, model: torch.nn.Module, model_cfg: Optional[dict],
                       settings: dict) -> Path:
-    """Make the run folder a model folder (clipag.hub): the weights as safetensors and, when the
+    """Make the run folder a model folder (clipag.models.hub): the weights as safetensors and, when the
     architecture's config is known, open_clip_config.json and a model card (README.md)."""
-    from ..hub import cpu_state_dict, folder_config_of, logged_metrics, model_card, write_model_folder
+    from ..models.hub import cpu_state_dict, folder_config_of, logged_metrics, model_card, write_model_folder
     run_dir = Path(run_dir)
     state_dict = cpu_state_dict(model)
     if model_cfg is None:

@@ -58,8 +58,8 @@ class AugmentConfig:
 class TrainConfig:
     """Every setting of a `clipag train` run (also its JSON --config and settings.json): model, data,
     objective, attack, optimiser, schedule, batch and accumulation, augmentation, checkpoints, scale."""
-    model: str  # reference of the model to start from (see clipag.loading)
-    data: list[str]  # data sources (see clipag.data), each optionally SPEC@FRACTION
+    model: str  # reference of the model to start from (see clipag.models.loading)
+    data: list[str]  # data sources (see clipag.data.pairs), each optionally SPEC@FRACTION
     out: str  # run folder: settings, logs, checkpoints, exported model
     objective: str = "clipag"
     attack: AttackConfig = field(default_factory=AttackConfig)

@@ -23,10 +23,10 @@ from tqdm import tqdm
 
 from ..attack import pgd
 from ..errors import ClipagError
-from ..guide import Guide
+from ..models.guide import Guide
 from ..io import atomic_path, check_out_dir, environment, remove_stale_temps, save_json
-from ..loading import LoadedModel, load_model
-from ..memory import check_training_batch
+from ..models.loading import LoadedModel, load_model
+from ..models.memory import check_training_batch
 from .augment import TrainAugment
 from .checkpoint import list_checkpoints, read_resumable, resolve_resume, restore, save_checkpoint, write_final_model
 from .config import UNATTACKED, TrainConfig, changed_settings, describe_changes, fixed_changes
@@ -49,7 +49,7 @@ def train(config: TrainConfig, progress: bool = True, classes: Optional[list[str
     stops with a ClipagError at the first step whose loss or weights are not finite, saving nothing of
     that step, so the latest checkpoint stays the last good one.
     """
-    from ..data import check_sources
+    from ..data.pairs import check_sources
     world = init_world(config.device)
     try:
         config.validate(world.size)
@@ -63,7 +63,7 @@ def train(config: TrainConfig, progress: bool = True, classes: Optional[list[str
 
 def _train(config: TrainConfig, world: World, run_dir: Path, progress: bool,
            classes: Optional[list[str]]) -> Path:
-    from ..data import ImageCache, build_dataset
+    from ..data.pairs import ImageCache, build_dataset
 
     removed = remove_stale_temps(run_dir) if world.is_main else 0
     resume_from = resolve_resume(run_dir, config.resume)
@@ -302,7 +302,7 @@ class StepBatches(Sampler):
 
 def _micro_batches(dataset, config: TrainConfig, world: World, start_step: int) -> Iterator[dict]:
     """Endless micro-batches for this rank, each a collate() dict plus its global index in the step."""
-    from ..data import collate, is_streaming
+    from ..data.pairs import collate, is_streaming
     b, A, W = config.micro_batch(world.size), config.accum_steps, world.size
     if is_streaming(dataset):
         loader = DataLoader(dataset, batch_size=b, num_workers=config.workers, collate_fn=collate)

@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ClipagError
-from ..guide import Guide
-from ..pag import gradient_alignment
+from ..models.guide import Guide
+from ..measure.pag import gradient_alignment
 from .distributed import World, all_reduce_sum, gather_with_local_grad
 
 
