@@ -14,7 +14,7 @@ from clipag.io import save_png
 
 def quick(**overrides):
     # No DiffAugment operations: a random 32 px model gains nothing through 25 steps of shifted views,
-    # and these tests are about the ascent loop (tests/test_augment.py covers the views).
+    # and these tests are about the ascent loop (tests/test_views.py covers the views).
     settings = dict(steps=12, init="noise", views=ViewConfig(views=4, crops=4, policy=""))
     settings.update(overrides)
     return GenerateConfig(**settings)
