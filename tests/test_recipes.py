@@ -1,4 +1,5 @@
 import json
+import os
 from pathlib import Path
 
 import open_clip
@@ -100,3 +101,26 @@ def test_graft_keeps_the_donor_text_tower_and_starts_a_new_image_tower(tmp_path)
     tokens = torch.randint(0, 1000, (2, 32))
     torch.testing.assert_close(start.encode_text(tokens), donor.encode_text(tokens), atol=0, rtol=0)
     assert start.visual.conv1.weight.shape[0] == 2 * donor.visual.conv1.weight.shape[0]  # the wider tower
+
+
+def test_the_emoji_chain_restores_committed_stages_and_skips_what_a_later_one_replaces(tmp_path):
+    import shutil
+    import subprocess
+
+    root = Path(__file__).parent.parent
+    (tmp_path / "scripts").mkdir()
+    shutil.copy(root / "scripts" / "train-emoji-v2.sh", tmp_path / "scripts")
+    shutil.copytree(root / "recipes" / "emoji" / "v2", tmp_path / "recipes" / "emoji" / "v2")
+    for name in ("clip-emoji-r32", "clipag-emoji-r32w64-eps1.0"):  # committed stages; w64's clean one is not
+        kept = tmp_path / "docs" / "models" / "runs" / "v2" / name
+        kept.mkdir(parents=True)
+        (kept / "open_clip_model.safetensors").write_bytes(b"weights")
+    run = subprocess.run(["bash", "scripts/train-emoji-v2.sh"], cwd=tmp_path, capture_output=True, text=True,
+                         env={"PATH": os.environ["PATH"], "CHAIN": "w64", "CLIPAG": "echo"}, check=True)
+    lines = run.stdout.splitlines()
+    assert "clipag-emoji-r32w64-eps1.0: restored from docs/models/runs/v2/clipag-emoji-r32w64-eps1.0" in lines
+    assert any(line.startswith("clip-emoji-r32w64: skipped") for line in lines)  # no 47 min clean stage again
+    assert not any("graft-text-tower" in line for line in lines)
+    trained = [Path(line.split()[2]).stem for line in lines if line.startswith("train --config")]
+    assert trained == ["clipag-emoji-r32w64-eps2.0", "clipag-emoji-r32w64-eps4.0", "clipag-emoji-r32w64-eps8.0"]
+    assert (tmp_path / "runs" / "v2" / "clipag-emoji-r32w64-eps1.0" / "open_clip_model.safetensors").exists()
