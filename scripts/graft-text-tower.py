@@ -1,7 +1,8 @@
 """Start a new image tower beside a trained text tower: a model folder whose text tower and logit scale come
 from DONOR and whose image tower is ARCH's random init (seeded), for `clipag train --lock-text` (a
-recipe's `"train_text": false`: the text stays locked, as in LiT with the roles swapped). Issue 14 uses it to try a wider image tower
-without training the text tower again: the new tower learns the donor's embedding space.
+recipe's `"train_text": false`: the text stays locked, as in LiT with the roles swapped). Issue 14 uses it
+to try a wider image tower without training the text tower again: the new tower learns the donor's
+embedding space.
 
     python scripts/graft-text-tower.py ARCH DONOR OUT [--seed 0]
     python scripts/graft-text-tower.py emoji-resnet-32-w64 local-dir:runs/v2/clip-emoji-r32 runs/v2/start-w64

@@ -14,28 +14,34 @@ CLIPAG=${CLIPAG:-clipag}
 # (issue 14's capacity trial; its start is made by the recipe's `_start` command).
 ORDER=(clip-emoji-r32 emoji-judge-ft clipag-emoji-r32-eps0.5 clipag-emoji-r32-eps1.0 clipag-emoji-r32-eps2.0 clipag-emoji-r32-eps4.0)
 [ "${CHAIN:-}" = w64 ] && ORDER=(clip-emoji-r32 clip-emoji-r32w64 clipag-emoji-r32w64-eps1.0 clipag-emoji-r32w64-eps2.0 clipag-emoji-r32w64-eps4.0 clipag-emoji-r32w64-eps8.0)
-# A stage whose only use is to start a later one is skipped when that later stage's model is already here
-# or committed (a checkout without runs/ restores it and goes on from there).
+# Each recipe's run folder, its start's folder, and the command that makes the start (empty: another run's
+# out), read in one python call.
+OUT=() FOLDER=() START=()
+while IFS=$'\t' read -r out folder start; do OUT+=("$out") FOLDER+=("$folder") START+=("$start"); done < <(
+    python3 -c "import json,sys
+for name in sys.argv[1:]:
+    r = json.load(open(f'recipes/emoji/v2/{name}.json'))
+    print(r['out'], r['model'].removeprefix('local-dir:'), r.get('_start', ''), sep='\t')" \
+        "${ORDER[@]}")
+# A stage's model is here when its run finished or its weights were committed (docs/models/runs/v2/NAME).
+have_model() {
+    [ -f "${OUT[$1]}/open_clip_model.safetensors" ] || [ -f "docs/models/runs/v2/${ORDER[$1]}/open_clip_model.safetensors" ]
+}
+# A stage whose only use is to start a later one is skipped when that later stage's model is here.
 last_done=-1
+for i in "${!ORDER[@]}"; do have_model "$i" && last_done=$i; done
 for i in "${!ORDER[@]}"; do
-    out=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['out'])" "recipes/emoji/v2/${ORDER[$i]}.json")
-    [ -f "$out/open_clip_model.safetensors" ] || [ -f "docs/models/runs/v2/${ORDER[$i]}/open_clip_model.safetensors" ] \
-        && last_done=$i
-done
-for i in "${!ORDER[@]}"; do
-    name=${ORDER[$i]}
+    name=${ORDER[$i]} out=${OUT[$i]} folder=${FOLDER[$i]} start=${START[$i]}
     [ -n "${ONLY:-}" ] && [ "$ONLY" != "$name" ] && continue
-    recipe=recipes/emoji/v2/$name.json
-    # the run folder, the start's folder, and the command that makes the start (empty: another run's out)
-    IFS=$'\t' read -r out folder start < <(python3 -c "import json,sys; r=json.load(open(sys.argv[1]));
-print(r['out'], r['model'].removeprefix('local-dir:'), r.get('_start', ''), sep='\t')" "$recipe")
     kept=docs/models/runs/v2/$name
     if [ ! -f "$out/open_clip_model.safetensors" ] && [ -f "$kept/open_clip_model.safetensors" ]; then
         mkdir -p "$out" && cp "$kept"/* "$out"/ && echo "$name: restored from $kept"
     fi
     if [ -f "$out/open_clip_model.safetensors" ]; then echo "$name: done ($out)"; continue; fi
-    if [ "$i" -lt "$last_done" ]; then echo "$name: skipped (${ORDER[$last_done]}, a later stage, is here)"; continue; fi
+    if [ "$i" -lt "$last_done" ]; then
+        echo "$name: skipped (${ORDER[$last_done]}, a later stage, is here)"; continue
+    fi
     if [ -n "$start" ] && [ ! -d "$folder" ]; then echo "$name: making its start ($start)"; $start; fi
     echo "$name: training ($out)"
-    $CLIPAG train --config "$recipe" --resume latest --quiet "$@"
+    $CLIPAG train --config "recipes/emoji/v2/$name.json" --resume latest --quiet "$@"
 done
