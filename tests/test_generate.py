@@ -95,6 +95,16 @@ def test_outputs_settings_grid_and_trajectory_are_written(tiny_guide, tmp_path):
     assert len(settings["similarity_history"]) == 4 and "similarity" in settings
 
 
+def test_trajectory_frames_are_snapshots_not_the_live_pixels(tiny_guide):
+    # On the CPU, tensor.cpu() returns the same storage: frames must be copies of each step's pixels.
+    result = generate(tiny_guide, "a red apple", seed=0, config=quick(steps=12, trajectory_frames=4, keep="last"),
+                      progress=False)
+    middle = result.frames[1:-1]  # init first, the kept (here the last) picture last
+    assert len(middle) >= 2
+    assert not torch.equal(middle[0], middle[-1])
+    assert not torch.equal(middle[0], result.image)
+
+
 def test_small_pictures_are_saved_exact_and_shown_enlarged(tiny_guide, tmp_path):
     config = quick(steps=2, trajectory_frames=2)
     generate_to_folder(tiny_guide, ["a red apple"], [0, 1], tmp_path, config, progress=False)
