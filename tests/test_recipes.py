@@ -122,5 +122,5 @@ def test_the_emoji_chain_restores_committed_stages_and_skips_what_a_later_one_re
     assert any(line.startswith("clip-emoji-r32w64: skipped") for line in lines)  # no 47 min clean stage again
     assert not any("graft-text-tower" in line for line in lines)
     trained = [Path(line.split()[2]).stem for line in lines if line.startswith("train --config")]
-    assert trained == ["clipag-emoji-r32w64-eps2.0", "clipag-emoji-r32w64-eps4.0", "clipag-emoji-r32w64-eps8.0"]
+    assert trained == ["clipag-emoji-r32w64-eps2.0", "clipag-emoji-r32w64-eps4.0"]
     assert (tmp_path / "runs" / "v2" / "clipag-emoji-r32w64-eps1.0" / "open_clip_model.safetensors").exists()
