@@ -96,7 +96,7 @@ class GenerationRun(StepwiseRun):
         if self.config.keep == "last" or loss < self.best_loss:  # as the notebook: the image after the best step
             self.best_loss, self.kept, self.kept_step = loss, self.pixels.detach().clone(), self.steps_done
         if self.steps_done in self.frame_steps:
-            self.frames.append(self.pixels.detach()[0].cpu().clone())  # on the CPU .cpu() alone aliases the pixels
+            self.frames.append(self.pixels.detach()[0].to("cpu", copy=True))  # a copy: on the CPU .cpu() aliases
         return self.history[-1]
 
     def image(self) -> torch.Tensor:
