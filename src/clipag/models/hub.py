@@ -47,19 +47,25 @@ def export_model(reference: str, out: str | Path, *, name: Optional[str] = None,
     The folder is built beside `out` and renamed into place, so an interrupted export leaves nothing
     half-written; an existing non-empty `out` is refused unless `overwrite`. A clipag run folder also
     gives the card its recipe (settings.json), its last logged training numbers (log.csv) and its
-    data's attribution (a LICENSES.md beside each training CSV)."""
+    data's attribution (a LICENSES.md beside each training CSV). A model that ships with clipag keeps
+    its own card, LICENSES.md and training settings, and is written whole even where the package stores
+    only its image tower (see clipag.models.towers)."""
     from .loading import load_model
     out = Path(out)
     _check_target(out, overwrite)
     run_dir = _run_folder(reference)
     loaded = load_model(f"local-dir:{run_dir}" if run_dir and not reference.startswith("local-dir:") else reference)
-    settings = _read_json(run_dir / "settings.json") if run_dir else None
-    measured = {**logged_metrics(run_dir), **(metrics or {})} if run_dir else dict(metrics or {})
     config = folder_config(loaded)
-    name = name or out.name
-    card = model_card(name, config, settings=settings, metrics=measured, description=description,
-                      license=license, source=loaded.reference, repo_id=repo_id)
-    licenses = _data_licenses(settings)
+    shipped = _shipped_folder(reference)
+    if shipped is not None:  # a model of the package: its own card, attribution and settings, as they ship
+        card, licenses = _read_text(shipped / CARD_NAME), _read_text(shipped / LICENSES_NAME)
+        settings = _read_json(shipped / SETTINGS_NAME)
+    else:
+        settings = _read_json(run_dir / "settings.json") if run_dir else None
+        measured = {**logged_metrics(run_dir), **(metrics or {})} if run_dir else dict(metrics or {})
+        card = model_card(name or out.name, config, settings=settings, metrics=measured, description=description,
+                          license=license, source=loaded.reference, repo_id=repo_id)
+        licenses = _data_licenses(settings)
     staging = out.with_name(f".{out.name}.export-tmp")
     shutil.rmtree(staging, ignore_errors=True)
     try:
@@ -192,6 +198,16 @@ def _run_folder(reference: str) -> Optional[Path]:
     """The folder of a folder reference (a path, or local-dir:PATH), else None."""
     path = Path(reference[len("local-dir:"):] if reference.startswith("local-dir:") else reference).expanduser()
     return path if path_kind(path, "model") == "dir" else None
+
+
+def _shipped_folder(reference: str) -> Optional[Path]:
+    from .registry import get_spec, spec_folder
+    spec = get_spec(reference)
+    return spec_folder(spec) if spec is not None and spec.bundled else None
+
+
+def _read_text(path: Path) -> Optional[str]:
+    return path.read_text(encoding="utf-8") if path.is_file() else None
 
 
 def _read_json(path: Path) -> Optional[dict]:

@@ -97,7 +97,7 @@ def _load_spec(spec: ModelSpec) -> LoadedModel:
         return _load_tag(spec.arch, spec.pretrained)
     path = spec_file(spec)
     if spec.folder and path.is_file():
-        loaded = _load_local_dir(spec_folder(spec))
+        loaded = _load_local_dir(spec_folder(spec), state_dict=_shared_tower_weights(spec, path))
         loaded.arch, loaded.source = spec.arch, str(spec_folder(spec))
         return loaded
     if spec.folder:
@@ -107,6 +107,19 @@ def _load_spec(spec: ModelSpec) -> LoadedModel:
             f"weights of {spec.name} not found: {path} is missing; run `clipag models download {spec.name}` "
             f"(or download {spec.url} there), or pass --model {spec.arch}:/path/to/{spec.filename}")
     return _load_file(spec.arch, path)
+
+
+def _shared_tower_weights(spec: ModelSpec, path: Path) -> Optional[dict]:
+    """For a model stored as its image tower only: the whole state dict, text tower from spec.text_from."""
+    if not spec.text_from:
+        return None
+    from .towers import merge_image_tower
+    text_spec = get_spec(spec.text_from)
+    text_file = spec_file(text_spec) if text_spec is not None else None
+    if text_file is None or not text_file.is_file():
+        raise ClipagError(f"{spec.name} takes its text tower from {spec.text_from}, whose weights are missing; "
+                          f"reinstall clipag")
+    return merge_image_tower(path, spec.text_from, read_state_dict(text_file))
 
 
 def _load_arch(arch: str, source: str) -> LoadedModel:
@@ -166,14 +179,15 @@ def _load_hf_hub(repo_id: str) -> LoadedModel:
     return loaded
 
 
-def _load_local_dir(path: Path, hub_repo: Optional[str] = None) -> LoadedModel:
-    """OpenCLIP builds the model from the folder's config; the weights are read here (see read_state_dict).
+def _load_local_dir(path: Path, hub_repo: Optional[str] = None, state_dict: Optional[dict] = None) -> LoadedModel:
+    """OpenCLIP builds the model from the folder's config; the weights are read here (see read_state_dict),
+    unless given as `state_dict`.
 
     A Hugging Face tokenizer's files are not in a Hub snapshot of the model, so for `hub_repo` OpenCLIP
     fetches them by the repo's name; every other tokenizer is built from the folder's config."""
     config = _read_open_clip_config(path)
-    weights = _weights_in(path)
-    state_dict = read_state_dict(weights)
+    weights = _weights_in(path) if state_dict is None else path
+    state_dict = read_state_dict(weights) if state_dict is None else state_dict
     ref = f"local-dir:{path}"
     try:
         with _quiet_logging():
@@ -231,6 +245,9 @@ def _weights_in(path: Path) -> Path:
     for name in _HF_WEIGHT_NAMES:
         if (path / name).is_file():
             return path / name
+    if (path / "image_tower.safetensors").is_file():
+        raise ClipagError(f"{path} holds only an image tower that shares another model's text tower; load it "
+                          f"by its name (clipag models), or write it whole with `clipag export NAME --out DIR`")
     raise ClipagError(f"{path} has an open_clip_config.json but no weights; put "
                       f"{' or '.join(_HF_WEIGHT_NAMES)} beside it")
 

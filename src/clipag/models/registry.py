@@ -5,7 +5,9 @@ that clipag looks for in its model folder (`$CLIPAG_HOME/models`, default `~/.ca
 a model folder that ships inside the package (`clipag/assets/models/NAME/`: the small emoji models
 trained by this project, so that a machine with no internet has real weights). A shipped folder is an
 OpenCLIP `local-dir:` folder with a Hub model card (see clipag.models.hub): OpenCLIP loads it without
-clipag. A model may name a default GMM file (in `clipag/assets/gmm/`) that `clipag generate --init gmm`
+clipag, except a CLIPAG model that shares its frozen text tower with the clean model it started from:
+its folder holds only the image tower (see clipag.models.towers), and `clipag export` writes it whole.
+A model may name a default GMM file (in `clipag/assets/gmm/`) that `clipag generate --init gmm`
 starts from when no --gmm is given.
 """
 from __future__ import annotations
@@ -28,6 +30,7 @@ class ModelSpec:
     checksum: Optional[str] = None  # "md5:HEX" or "sha256:HEX" of `filename`; None = the publisher's record (Zenodo)
     folder: Optional[str] = None  # a model folder shipped in clipag/assets/models/ (local-dir: layout)
     gmm: Optional[str] = None  # default GMM file in clipag/assets/gmm/ for --init gmm
+    text_from: Optional[str] = None  # a shipped model whose text tower this one shares (see models.towers)
 
     @property
     def bundled(self) -> bool:
@@ -64,7 +67,7 @@ ASSETS = Path(__file__).parent.parent / "assets"
 def spec_file(spec: ModelSpec) -> Optional[Path]:
     """The weights file of a named model (None for an OpenCLIP pretrained tag)."""
     if spec.folder:
-        return spec_folder(spec) / "open_clip_model.safetensors"
+        return spec_folder(spec) / ("image_tower.safetensors" if spec.text_from else "open_clip_model.safetensors")
     return model_dir() / spec.filename if spec.filename else None
 
 
@@ -122,10 +125,10 @@ register_model(ModelSpec(
 EMOJI_GMM = "emoji-subcategories-16px.safetensors"
 register_model(ModelSpec(
     name="clipag-emoji",
-    arch="emoji-resnet-32",
-    description="CLIPAG fine-tune of clip-emoji (L2 PGD, radii 0.5 -> 4 at 32 px), trained by this project on "
-                "ten openly licensed emoji styles; ships here",
-    folder="clipag-emoji", gmm=EMOJI_GMM,
+    arch="emoji-resnet-32-w64",
+    description="CLIPAG fine-tune (L2 PGD, radii 1 -> 4 at 32 px) of a 2x wider image tower beside clip-emoji's "
+                "frozen text tower, trained by this project on ten openly licensed emoji styles; ships here",
+    folder="clipag-emoji", gmm=EMOJI_GMM, text_from="clip-emoji",
 ))
 register_model(ModelSpec(
     name="clip-emoji",
