@@ -35,6 +35,7 @@ import torch
 from clipag import GenerateConfig, Guide, ViewConfig, generate
 from clipag.measure.aesthetic import pairwise_preference
 from clipag.cli.args import positive_int
+from clipag.generation.generate import GenerationRun
 from clipag.generation.gmm import ClassGMM
 from clipag.io import environment, image_grid, load_image, save_json, save_png
 from clipag.measure.metrics import paired_similarity, r_precision
@@ -87,6 +88,9 @@ def parse_args() -> argparse.Namespace:
                    help="notebook: GenerateConfig's defaults (the official notebook's, since issue 13); "
                         "previous: clipag's defaults before issue 13 (kornia views, unaugmented crops, "
                         "clip 1.0, no weight decay, 8 candidates per class, the last image)")
+    p.add_argument("--with-last", action="store_true",
+                   help="also judge each run's last-step picture (what --keep last returns) as 'GUIDE last', "
+                        "paired against the kept best step of the same run")
     p.add_argument("--size", type=positive_int, default=None,
                    help="side of the generated pictures in pixels (default: the guide's input size, 32 px)")
     p.add_argument("--views", type=int, default=16)
@@ -195,9 +199,10 @@ def generation(args, out: Path) -> dict:
             finals = {}
             for name, guide in guides.items():
                 started = time.perf_counter()
-                results = [generate(guide, p, s, start_of(config, init, Path(args.data), split, prompts, i),
-                                    gmm if init == "gmm" else None, progress=False)
-                           for i, p in enumerate(prompts) for s in args.seeds]
+                runs = [run_one(guide, p, s, start_of(config, init, Path(args.data), split, prompts, i),
+                                gmm if init == "gmm" else None, args.with_last)
+                        for i, p in enumerate(prompts) for s in args.seeds]
+                results = [result for result, _ in runs]
                 timing[name] = (time.perf_counter() - started) / len(results)
                 targets = torch.tensor([i for i in range(len(prompts)) for _ in args.seeds])
                 finals[name] = [r.image for r in results]
@@ -205,6 +210,10 @@ def generation(args, out: Path) -> dict:
                     rows.append(judge_row(judge, j, prompt_features[j], targets, split, init, name, finals[name]))
                     if name != args.guides[0]:
                         paired.append(paired_row(rows, j, split, init, name, args.guides[0]))
+                    if args.with_last:
+                        rows.append(judge_row(judge, j, prompt_features[j], targets, split, init, f"{name} last",
+                                              [last for _, last in runs]))
+                        paired.append(paired_row(rows, j, split, init, f"{name} last", name))
                     if name == args.guides[0] or init == "gmm":  # the start depends on the guide (best of the GMM)
                         rows.append(judge_row(judge, j, prompt_features[j], targets, split, init, f"{name} init",
                                               [r.frames[0] for r in results]))
@@ -214,6 +223,14 @@ def generation(args, out: Path) -> dict:
                         for i, p in enumerate(prompts)] if init == "other" else None)
             save_comparison_grid(finals, len(args.seeds), out / f"{split}-{init}.png", leading)
     return {"rows": rows, "paired": paired, "seconds_per_image": timing, "judges": args.judge}
+
+
+def run_one(guide: Guide, prompt: str, seed: int, config: GenerateConfig, gmm, with_last: bool):
+    """generate(), and with `with_last` also the picture after the last step (None without)."""
+    if not with_last:
+        return generate(guide, prompt, seed, config, gmm, progress=False), None
+    run = GenerationRun(guide, prompt, seed, config, gmm)
+    return run.run_to_end(run.text[:30], progress=False), run.image()
 
 
 def judge_row(judge: Guide, judge_name: str, prompt_features: torch.Tensor, targets: torch.Tensor, split: str,
