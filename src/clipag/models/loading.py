@@ -31,7 +31,7 @@ import torch
 
 from ..errors import ClipagError
 from ..io import path_kind
-from .registry import ModelSpec, get_spec, spec_file, spec_folder
+from .registry import IMAGE_TOWER_NAME, ModelSpec, get_spec, spec_file, spec_folder
 
 _CONFIG_DIR = Path(__file__).parent.parent / "model_configs"
 open_clip.add_model_config(_CONFIG_DIR)
@@ -186,8 +186,11 @@ def _load_local_dir(path: Path, hub_repo: Optional[str] = None, state_dict: Opti
     A Hugging Face tokenizer's files are not in a Hub snapshot of the model, so for `hub_repo` OpenCLIP
     fetches them by the repo's name; every other tokenizer is built from the folder's config."""
     config = _read_open_clip_config(path)
-    weights = _weights_in(path) if state_dict is None else path
-    state_dict = read_state_dict(weights) if state_dict is None else state_dict
+    if state_dict is None:
+        weights = _weights_in(path)
+        state_dict = read_state_dict(weights)
+    else:
+        weights = path
     ref = f"local-dir:{path}"
     try:
         with _quiet_logging():
@@ -245,7 +248,7 @@ def _weights_in(path: Path) -> Path:
     for name in _HF_WEIGHT_NAMES:
         if (path / name).is_file():
             return path / name
-    if (path / "image_tower.safetensors").is_file():
+    if (path / IMAGE_TOWER_NAME).is_file():
         raise ClipagError(f"{path} holds only an image tower that shares another model's text tower; load it "
                           f"by its name (clipag models), or write it whole with `clipag export NAME --out DIR`")
     raise ClipagError(f"{path} has an open_clip_config.json but no weights; put "

@@ -62,12 +62,13 @@ def model_dir() -> Path:
 
 
 ASSETS = Path(__file__).parent.parent / "assets"
+IMAGE_TOWER_NAME = "image_tower.safetensors"  # a shipped model stored as its image tower (models.towers)
 
 
 def spec_file(spec: ModelSpec) -> Optional[Path]:
     """The weights file of a named model (None for an OpenCLIP pretrained tag)."""
     if spec.folder:
-        return spec_folder(spec) / ("image_tower.safetensors" if spec.text_from else "open_clip_model.safetensors")
+        return spec_folder(spec) / (IMAGE_TOWER_NAME if spec.text_from else "open_clip_model.safetensors")
     return model_dir() / spec.filename if spec.filename else None
 
 

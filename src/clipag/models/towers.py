@@ -16,8 +16,7 @@ import torch
 
 from ..errors import ClipagError
 from ..files import atomic_path
-
-IMAGE_TOWER_NAME = "image_tower.safetensors"
+from .registry import IMAGE_TOWER_NAME  # noqa: F401  (re-exported; defined in the torch-free registry)
 VISUAL_PREFIX = "visual."
 
 
