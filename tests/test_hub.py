@@ -177,3 +177,13 @@ def test_a_finished_run_folder_is_a_hub_folder_with_a_card(trained_run):
     card = (trained_run / "README.md").read_text()
     assert card.startswith("---\n") and "library_name: open_clip" in card
     assert "# Model card for tiny-run" in card and "objective: clipag" in card and "training loss at step 2" in card
+
+
+def test_export_of_a_shipped_model_applies_name_and_repo_and_refuses_a_new_description(tmp_path, capsys):
+    folder = export_model("emoji-judge", tmp_path / "judge", name="my-judge", repo_id="me/judge")
+    card = (folder / "README.md").read_text()
+    assert "# Model card for my-judge" in card and "hf-hub:me/judge" in card and "PATH/TO/THIS" not in card
+    assert main(["export", "emoji-judge", "--out", str(tmp_path / "x"), "--description", "mine"]) == 2
+    err = capsys.readouterr().err
+    assert "--description cannot be applied" in err and len(err.strip().splitlines()) == 1
+    assert not any((tmp_path / "x").iterdir())  # nothing written

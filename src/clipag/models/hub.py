@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any, Optional
@@ -30,6 +31,7 @@ WEIGHTS_NAME = "open_clip_model.safetensors"
 CARD_NAME = "README.md"
 LICENSES_NAME = "LICENSES.md"
 SETTINGS_NAME = "training_settings.json"
+PLACEHOLDER = "local-dir:PATH/TO/THIS/FOLDER"  # the usage snippet's reference until the model is pushed
 TAGS = ("clip", "open_clip", "clipag", "adversarial-training", "perceptually-aligned-gradients")
 CITATION = """@inproceedings{ganz2024clipag,
   title={CLIPAG: Towards Generator-Free Text-to-Image Generation},
@@ -48,19 +50,21 @@ def export_model(reference: str, out: str | Path, *, name: Optional[str] = None,
     half-written; an existing non-empty `out` is refused unless `overwrite`. A clipag run folder also
     gives the card its recipe (settings.json), its last logged training numbers (log.csv) and its
     data's attribution (a LICENSES.md beside each training CSV). A model that ships with clipag keeps
-    its own card, LICENSES.md and training settings, and is written whole even where the package stores
-    only its image tower (see clipag.models.towers)."""
+    its own card (renamed to `name`, its usage pointed at `repo_id`; a new description, metrics or
+    licence are refused), LICENSES.md and training settings, and is written whole even where the
+    package stores only its image tower (see clipag.models.towers)."""
     from .loading import load_model
     out = Path(out)
     _check_target(out, overwrite)
+    shipped = _shipped_folder(reference)
+    if shipped is not None:  # a model of the package: its own card, attribution and settings, as they ship
+        card = _shipped_card(_read_text(shipped / CARD_NAME) or "", reference, name=name, repo_id=repo_id,
+                             description=description, metrics=metrics, license=license)
+        licenses, settings = _read_text(shipped / LICENSES_NAME), _read_json(shipped / SETTINGS_NAME)
     run_dir = _run_folder(reference)
     loaded = load_model(f"local-dir:{run_dir}" if run_dir and not reference.startswith("local-dir:") else reference)
     config = folder_config(loaded)
-    shipped = _shipped_folder(reference)
-    if shipped is not None:  # a model of the package: its own card, attribution and settings, as they ship
-        card, licenses = _read_text(shipped / CARD_NAME), _read_text(shipped / LICENSES_NAME)
-        settings = _read_json(shipped / SETTINGS_NAME)
-    else:
+    if shipped is None:
         settings = _read_json(run_dir / "settings.json") if run_dir else None
         measured = {**logged_metrics(run_dir), **(metrics or {})} if run_dir else dict(metrics or {})
         card = model_card(name or out.name, config, settings=settings, metrics=measured, description=description,
@@ -206,6 +210,31 @@ def _shipped_folder(reference: str) -> Optional[Path]:
     return spec_folder(spec) if spec is not None and spec.bundled else None
 
 
+def _shipped_card(card: str, reference: str, *, name: Optional[str], repo_id: Optional[str],
+                  description: Optional[str], metrics: Optional[dict], license: str) -> str:
+    """A shipped model's own card, renamed to `name` and its usage pointed at `repo_id` where given.
+
+    Its text and numbers are the measured ones of the release, so a new description, new metrics or
+    another licence are refused rather than silently dropped."""
+    shipped_license = re.search(r"^license: *(\S+)", card, re.MULTILINE)
+    refused = [flag for flag, given in (("--description", description), ("--metrics", metrics),
+                                        ("--license", shipped_license and license != shipped_license.group(1)))
+               if given]
+    if refused:
+        raise ClipagError(f"{reference} ships with its own card, so {' and '.join(refused)} cannot be applied; "
+                          f"export without {'them' if len(refused) > 1 else 'it'} and edit the folder's {CARD_NAME}")
+    if name:
+        card = re.sub(r"^# Model card for .*$", f"# Model card for {name}", card, count=1, flags=re.MULTILINE)
+    if repo_id:
+        if PLACEHOLDER in card:
+            card = card.replace(PLACEHOLDER, f"hf-hub:{repo_id}")
+        else:  # a card whose usage names another folder: add the Hub line first
+            hub_line = (f"From the Hub: `open_clip.create_model_from_pretrained('hf-hub:{repo_id}')`, "
+                        f"or `clipag generate \"a red apple\" --model hf-hub:{repo_id}`.\n\n")
+            card = card.replace("## Model Usage\n", f"## Model Usage\n{hub_line}", 1)
+    return card
+
+
 def _read_text(path: Path) -> Optional[str]:
     return path.read_text(encoding="utf-8") if path.is_file() else None
 
@@ -309,7 +338,7 @@ def _default_description(settings: Optional[dict]) -> str:
 
 
 def _usage(repo_id: Optional[str]) -> str:
-    ref = f"hf-hub:{repo_id}" if repo_id else "local-dir:PATH/TO/THIS/FOLDER"
+    ref = f"hf-hub:{repo_id}" if repo_id else PLACEHOLDER
     return (f"```python\nimport open_clip\nmodel, preprocess = open_clip.create_model_from_pretrained('{ref}')\nmodel.eval()\n"
             f"tokenizer = open_clip.get_tokenizer('{ref}')\n```\n"
             f"With clipag: `clipag generate \"a red apple\" --model {ref}`.\n")
