@@ -13,8 +13,8 @@ A source is a spec string, optionally with a fraction appended as `SPEC@FRACTION
 
 Several specs are concatenated without resampling, each reduced to its fraction: a map-style source
 keeps a seeded random subset of round(FRACTION * N) items (at least 1), fixed for the run; a streamed
-source keeps each sample with probability FRACTION, decided by a seeded hash of the sample's shard and
-key, so every rank, worker and epoch agrees. If every source is map-style the result is map-style (a
+source keeps each sample with probability FRACTION, decided by a seeded hash of the shard's file name and
+the sample's key, so every rank, worker and epoch agrees, wherever the shards are stored or served from. If every source is map-style the result is map-style (a
 Subset, or a ConcatDataset of them); if any is streamed, the result streams the map-style parts (in a
 seeded order) and the shards one after another, split by rank and DataLoader worker.
 
@@ -316,10 +316,12 @@ class StreamingDataset(IterableDataset):
 
 
 def _keep(sample: dict, fraction: float, seed: int) -> bool:
-    """Keep a sample with probability `fraction`, by a seeded hash of its shard and key."""
+    """Keep a sample with probability `fraction`, by a seeded hash of its shard's file name and its key
+    (not the shard's full path or URL, so a moved copy of the data keeps the same samples)."""
     if fraction >= 1:
         return True
-    name = f"{seed}\0{sample['__url__']}\0{sample['__key__']}".encode()
+    shard = sample["__url__"].split("?")[0].rstrip("/").rsplit("/", 1)[-1]
+    name = f"{seed}\0{shard}\0{sample['__key__']}".encode()
     draw = int.from_bytes(hashlib.blake2b(name, digest_size=8).digest(), "little") / 2 ** 64  # in [0, 1)
     return draw < fraction
 
