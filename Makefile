@@ -22,8 +22,9 @@ $(VENV)/.installed: pyproject.toml
 
 # From noise, so that only the gradients draw: clipag-emoji, then its vanilla twin for comparison. The last
 # step's picture (--keep last), which the judges recognised at least as often as the notebook's best step
-# (docs/evidence/README.md, section 5), and which is less speckled.
-DEMO := --init noise --steps 100 --views 16 --crops 16 --keep last --trajectory
+# (docs/evidence/README.md, section 5), and which is less speckled. Four seeds, so that one sees the spread
+# rather than one draw (grid.png beside the pictures).
+DEMO := --init noise --steps 100 --views 16 --crops 16 --keep last --trajectory --seed 0 1 2 3
 demo: install
 	$(VENV)/bin/clipag generate "a red apple" --model clipag-emoji $(DEMO) --out outputs/demo
 	$(VENV)/bin/clipag generate "a red apple" --model clip-emoji $(DEMO) --out outputs/demo/clip-emoji
