@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from clipag.data.pairs import build_dataset, collate, count_samples, is_streaming, parse_source
+from clipag.data.pairs import _shard_name, build_dataset, collate, count_samples, is_streaming, parse_source
 from clipag.errors import ClipagError
 
 S = 8
@@ -337,3 +337,9 @@ def test_image_cache_decodes_once_and_returns_the_same_items(tmp_path, monkeypat
     for (image, caption), (plain, plain_caption), (second, _) in zip(first, [dataset[0], dataset[1]], again):
         assert caption == plain_caption
         assert torch.allclose(image, plain, atol=1 / 510) and torch.equal(image, second)
+
+
+@pytest.mark.parametrize("url", ["/data/big.tar", "/other/place/big.tar", "https://host/a/big.tar?token=1",
+                                 "pipe:curl -s 'https://host/a/big.tar'", "pipe:aws s3 cp s3://b/big.tar -"])
+def test_a_shard_is_named_by_its_file_wherever_it_is_served_from(url):
+    assert _shard_name(url) == "big.tar"

@@ -8,7 +8,7 @@ import torch
 
 from clipag.cli.main import main
 from clipag.errors import ClipagError
-from clipag.models.hub import base_model, export_model, model_card, push_to_hub
+from clipag.models.hub import _shipped_card, base_model, export_model, model_card, push_to_hub
 from clipag.models.loading import load_model
 from clipag.models.registry import list_models, spec_folder
 from clipag.training import TrainConfig, train
@@ -187,3 +187,15 @@ def test_export_of_a_shipped_model_applies_name_and_repo_and_refuses_a_new_descr
     err = capsys.readouterr().err
     assert "--description cannot be applied" in err and len(err.strip().splitlines()) == 1
     assert not any((tmp_path / "x").iterdir())  # nothing written
+
+
+def test_a_shipped_card_gets_a_hub_line_where_it_names_no_placeholder_and_refuses_in_one_message():
+    card = "---\nlicense: mit\n---\n# Model card for x\n\n## Model Usage\n```bash\nclipag generate p --model x\n```\n"
+    made = _shipped_card(card, "x", name=r"my\1 model", repo_id="me/x", description=None, metrics=None, license="mit")
+    assert "# Model card for my\\1 model" in made and "## Model Usage\nFrom the Hub: " in made
+    assert "hf-hub:me/x" in made
+    with pytest.raises(ClipagError, match=r"so --metrics and --license cannot be applied"):
+        _shipped_card(card, "x", name=None, repo_id=None, description=None, metrics={}, license="apache-2.0")
+    with pytest.raises(ClipagError, match="--license cannot be applied"):  # a card with no licence line
+        _shipped_card(card.replace("license: mit\n", ""), "x", name=None, repo_id=None, description=None,
+                      metrics=None, license="mit")

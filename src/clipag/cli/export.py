@@ -17,11 +17,13 @@ def add_parser(subparsers) -> None:
                     "metadata, the data's LICENSES.md and the run's training settings.")
     p.add_argument("source", metavar="RUN", help="a run folder (e.g. runs/clipag-emoji) or a model reference")
     p.add_argument("--out", required=True, help="the folder to write (refused if it holds files, see --overwrite)")
-    p.add_argument("--name", help="the model's name in its card (default: the --out folder's name)")
+    p.add_argument("--name", help="the model's name in its card (default: the --out folder's name; "
+                                  "a shipped model's own name)")
     p.add_argument("--half", action="store_true", help="store the weights as fp16 (half the size)")
     p.add_argument("--description", help="the card's first paragraph (default: from the run's settings)")
     p.add_argument("--metrics", help="a JSON file of measured numbers, {name: value}, for the card")
-    p.add_argument("--license", default="mit", help="the weights' licence, a Hub licence id (default mit)")
+    p.add_argument("--license", help="the weights' licence, a Hub licence id (default mit; a shipped model "
+                                     "keeps its card's)")
     p.add_argument("--overwrite", action="store_true", help="replace an --out folder that holds files")
     p.add_argument("--push-to-hub", metavar="REPO", help="then upload the folder to the Hugging Face Hub as "
                                                           "REPO (ORG/NAME; token from `huggingface-cli login` or HF_TOKEN)")

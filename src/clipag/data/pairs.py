@@ -13,10 +13,12 @@ A source is a spec string, optionally with a fraction appended as `SPEC@FRACTION
 
 Several specs are concatenated without resampling, each reduced to its fraction: a map-style source
 keeps a seeded random subset of round(FRACTION * N) items (at least 1), fixed for the run; a streamed
-source keeps each sample with probability FRACTION, decided by a seeded hash of the shard's file name and
-the sample's key, so every rank, worker and epoch agrees, wherever the shards are stored or served from. If every source is map-style the result is map-style (a
-Subset, or a ConcatDataset of them); if any is streamed, the result streams the map-style parts (in a
-seeded order) and the shards one after another, split by rank and DataLoader worker.
+source keeps each sample with probability FRACTION, decided by a seeded hash of the shard's file
+name and the sample's key, so every rank, worker and epoch agrees, wherever the shards are stored or
+served from (two sources whose shards share file names and keys therefore keep the same samples).
+If every source is map-style the result is map-style (a Subset, or a ConcatDataset of them); if any
+is streamed, the result streams the map-style parts (in a seeded order) and the shards one after
+another, split by rank and DataLoader worker.
 
 Every item is (image (3, S, S) float in [0,1], caption str), or None where the image or caption cannot
 be read; `collate` drops the Nones and counts them. Images are not mean/std-normalised (the training
@@ -39,6 +41,7 @@ import io
 import json
 import os
 import re
+import shlex
 import warnings
 import zlib
 from dataclasses import dataclass
@@ -320,10 +323,22 @@ def _keep(sample: dict, fraction: float, seed: int) -> bool:
     (not the shard's full path or URL, so a moved copy of the data keeps the same samples)."""
     if fraction >= 1:
         return True
-    shard = sample["__url__"].split("?")[0].rstrip("/").rsplit("/", 1)[-1]
-    name = f"{seed}\0{shard}\0{sample['__key__']}".encode()
+    name = f"{seed}\0{_shard_name(sample['__url__'])}\0{sample['__key__']}".encode()
     draw = int.from_bytes(hashlib.blake2b(name, digest_size=8).digest(), "little") / 2 ** 64  # in [0, 1)
     return draw < fraction
+
+
+def _shard_name(url: str) -> str:
+    """A shard's file name from its path, URL (query dropped) or `pipe:` command (the argument naming a .tar)."""
+    if url.startswith("pipe:"):
+        try:
+            words = shlex.split(url[len("pipe:"):])
+        except ValueError:  # unbalanced quotes: whitespace words are close enough
+            words = url[len("pipe:"):].split()
+        url = next((w for w in reversed(words) if ".tar" in w), url)
+    if "://" in url:
+        url = url.split("?", 1)[0]
+    return re.split(r"[/\\]", url.rstrip("/\\"))[-1]
 
 
 def _tar_sample(sample: dict, size: int, alpha: bool = False) -> Sample:

@@ -43,7 +43,7 @@ CITATION = """@inproceedings{ganz2024clipag,
 
 def export_model(reference: str, out: str | Path, *, name: Optional[str] = None, half: bool = False,
                  description: Optional[str] = None, metrics: Optional[dict] = None,
-                 license: str = "mit", repo_id: Optional[str] = None, overwrite: bool = False) -> Path:
+                 license: Optional[str] = None, repo_id: Optional[str] = None, overwrite: bool = False) -> Path:
     """Write `reference` (a run folder, or any model reference) as a Hub model folder at `out`.
 
     The folder is built beside `out` and renamed into place, so an interrupted export leaves nothing
@@ -68,7 +68,7 @@ def export_model(reference: str, out: str | Path, *, name: Optional[str] = None,
         settings = _read_json(run_dir / "settings.json") if run_dir else None
         measured = {**logged_metrics(run_dir), **(metrics or {})} if run_dir else dict(metrics or {})
         card = model_card(name or out.name, config, settings=settings, metrics=measured, description=description,
-                          license=license, source=loaded.reference, repo_id=repo_id)
+                          license=license or "mit", source=loaded.reference, repo_id=repo_id)
         licenses = _data_licenses(settings)
     staging = out.with_name(f".{out.name}.export-tmp")
     shutil.rmtree(staging, ignore_errors=True)
@@ -211,28 +211,39 @@ def _shipped_folder(reference: str) -> Optional[Path]:
 
 
 def _shipped_card(card: str, reference: str, *, name: Optional[str], repo_id: Optional[str],
-                  description: Optional[str], metrics: Optional[dict], license: str) -> str:
+                  description: Optional[str], metrics: Optional[dict], license: Optional[str]) -> str:
     """A shipped model's own card, renamed to `name` and its usage pointed at `repo_id` where given.
 
     Its text and numbers are the measured ones of the release, so a new description, new metrics or
     another licence are refused rather than silently dropped."""
     shipped_license = re.search(r"^license: *(\S+)", card, re.MULTILINE)
-    refused = [flag for flag, given in (("--description", description), ("--metrics", metrics),
-                                        ("--license", shipped_license and license != shipped_license.group(1)))
+    refused = [flag for flag, given in (("--description", description), ("--metrics", metrics is not None),
+                                        ("--license", license and (not shipped_license
+                                                                   or license != shipped_license.group(1))))
                if given]
     if refused:
-        raise ClipagError(f"{reference} ships with its own card, so {' and '.join(refused)} cannot be applied; "
+        flags = refused[0] if len(refused) == 1 else f"{', '.join(refused[:-1])} and {refused[-1]}"
+        raise ClipagError(f"{reference} ships with its own card, so {flags} cannot be applied; "
                           f"export without {'them' if len(refused) > 1 else 'it'} and edit the folder's {CARD_NAME}")
     if name:
-        card = re.sub(r"^# Model card for .*$", f"# Model card for {name}", card, count=1, flags=re.MULTILINE)
+        card, found = re.subn(r"^# Model card for .*$", lambda _: f"# Model card for {name}", card, count=1,
+                              flags=re.MULTILINE)
+        if not found:
+            raise ClipagError(f"{reference}'s card has no '# Model card for' heading to rename; export without --name")
     if repo_id:
-        if PLACEHOLDER in card:
-            card = card.replace(PLACEHOLDER, f"hf-hub:{repo_id}")
-        else:  # a card whose usage names another folder: add the Hub line first
-            hub_line = (f"From the Hub: `open_clip.create_model_from_pretrained('hf-hub:{repo_id}')`, "
-                        f"or `clipag generate \"a red apple\" --model hf-hub:{repo_id}`.\n\n")
-            card = card.replace("## Model Usage\n", f"## Model Usage\n{hub_line}", 1)
+        card = _point_usage_at(card, reference, repo_id)
     return card
+
+
+def _point_usage_at(card: str, reference: str, repo_id: str) -> str:
+    if PLACEHOLDER in card:
+        return card.replace(PLACEHOLDER, f"hf-hub:{repo_id}")
+    if "## Model Usage\n" not in card:
+        raise ClipagError(f"{reference}'s card has no '## Model Usage' section to point at hf-hub:{repo_id}; "
+                          f"export without --push-to-hub, edit the card, then push the folder")
+    hub_line = (f"From the Hub: `open_clip.create_model_from_pretrained('hf-hub:{repo_id}')`, "
+                f"or `clipag generate \"a red apple\" --model hf-hub:{repo_id}`.\n\n")
+    return card.replace("## Model Usage\n", f"## Model Usage\n{hub_line}", 1)
 
 
 def _read_text(path: Path) -> Optional[str]:
