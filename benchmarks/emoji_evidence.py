@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from clipag import GenerateConfig, Guide, ViewConfig, generate
 from clipag.measure.aesthetic import pairwise_preference
@@ -102,6 +103,7 @@ def parse_args() -> argparse.Namespace:
                    help="real: the judge on the real Twemoji picture of each sampled name, the ceiling of generation")
     p.add_argument("--name", default="all", help="results-NAME.json")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--judge", nargs="+", default=[JUDGE],
                    help="the independent judges (never a guide), each a registered name or local-dir:PATH; "
                         "every picture is judged by each, and the tables have one block per judge")
@@ -199,9 +201,10 @@ def generation(args, out: Path) -> dict:
             finals = {}
             for name, guide in guides.items():
                 started = time.perf_counter()
+                jobs = [(i, p, s) for i, p in enumerate(prompts) for s in args.seeds]
                 runs = [run_one(guide, p, s, start_of(config, init, Path(args.data), split, prompts, i),
                                 gmm if init == "gmm" else None, args.with_last)
-                        for i, p in enumerate(prompts) for s in args.seeds]
+                        for i, p, s in tqdm(jobs, desc=f"{split} {init} {name}", unit="picture", disable=args.quiet)]
                 results = [result for result, _ in runs]
                 timing[name] = (time.perf_counter() - started) / len(results)
                 targets = torch.tensor([i for i in range(len(prompts)) for _ in args.seeds])
