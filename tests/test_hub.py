@@ -192,7 +192,7 @@ def test_export_of_a_shipped_model_applies_name_and_repo_and_refuses_a_new_descr
 def test_a_shipped_card_gets_a_hub_line_where_it_names_no_placeholder_and_refuses_in_one_message():
     card = "---\nlicense: mit\n---\n# Model card for x\n\n## Model Usage\n```bash\nclipag generate p --model x\n```\n"
     made = _shipped_card(card, "x", name=r"my\1 model", repo_id="me/x", description=None, metrics=None, license="mit")
-    assert "# Model card for my\\1 model" in made and "## Model Usage\nFrom the Hub: " in made
+    assert "# Model card for my\\1 model" in made and "## Model Usage\nFrom the Hub:\n" in made
     assert "hf-hub:me/x" in made
     with pytest.raises(ClipagError, match=r"so --metrics and --license cannot be applied"):
         _shipped_card(card, "x", name=None, repo_id=None, description=None, metrics={}, license="apache-2.0")

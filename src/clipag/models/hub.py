@@ -217,10 +217,9 @@ def _shipped_card(card: str, reference: str, *, name: Optional[str], repo_id: Op
     Its text and numbers are the measured ones of the release, so a new description, new metrics or
     another licence are refused rather than silently dropped."""
     shipped_license = re.search(r"^license: *(\S+)", card, re.MULTILINE)
-    refused = [flag for flag, given in (("--description", description), ("--metrics", metrics is not None),
-                                        ("--license", license and (not shipped_license
-                                                                   or license != shipped_license.group(1))))
-               if given]
+    other_license = bool(license) and (shipped_license is None or license != shipped_license.group(1))
+    refused = [flag for flag, given in (("--description", bool(description)),
+                                        ("--metrics", metrics is not None), ("--license", other_license)) if given]
     if refused:
         flags = refused[0] if len(refused) == 1 else f"{', '.join(refused[:-1])} and {refused[-1]}"
         raise ClipagError(f"{reference} ships with its own card, so {flags} cannot be applied; "
@@ -241,9 +240,7 @@ def _point_usage_at(card: str, reference: str, repo_id: str) -> str:
     if "## Model Usage\n" not in card:
         raise ClipagError(f"{reference}'s card has no '## Model Usage' section to point at hf-hub:{repo_id}; "
                           f"export without --push-to-hub, edit the card, then push the folder")
-    hub_line = (f"From the Hub: `open_clip.create_model_from_pretrained('hf-hub:{repo_id}')`, "
-                f"or `clipag generate \"a red apple\" --model hf-hub:{repo_id}`.\n\n")
-    return card.replace("## Model Usage\n", f"## Model Usage\n{hub_line}", 1)
+    return card.replace("## Model Usage\n", f"## Model Usage\nFrom the Hub:\n{_usage(repo_id)}\n", 1)
 
 
 def _read_text(path: Path) -> Optional[str]:
